@@ -1,0 +1,321 @@
+/*
+ * memwise.h - the one public header of libmemwise.
+ *
+ * memwise is a memory-frugal LLM inference engine. A program opens a GGUF model
+ * (memory-mapped, weights used in place), creates an engine over it, submits
+ * requests and pulls generated tokens as events.
+ *
+ * Rules that hold for every function below (see docs/C-API.md):
+ *  - Every fallible call returns mw_status: MW_OK (0) on success, a negative
+ *    MW_ERR_* code on failure, a positive code for a non-error outcome
+ *    (MW_TIMEOUT). Codes are never renumbered.
+ *  - On failure, mw_last_error() returns a thread-local, human-readable detail
+ *    of the last failure on the calling thread.
+ *  - Handles are opaque. Each has one create and one destroy function; destroy
+ *    functions accept NULL.
+ *  - Option structs start with `uint32_t struct_size`; fill them with the
+ *    matching mw_*_options_init() first. New fields are only ever appended.
+ *  - Text crosses the boundary as bytes + length. A token piece may end inside
+ *    a UTF-8 character, so it is never assumed to be NUL-terminated or complete
+ *    (the engine's own events hold bytes back until a character completes).
+ *  - Threading: an mw_model is immutable and may be shared by any number of
+ *    threads and engines; an mw_engine may be called from any number of threads;
+ *    an mw_request is used by one consumer thread at a time.
+ *
+ * C99. Compiles with -std=c99 -Wall -Wextra -pedantic.
+ */
+#ifndef MEMWISE_H
+#define MEMWISE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MW_BUILDING_LIBRARY) && defined(__GNUC__)
+#define MW_API __attribute__((visibility("default")))
+#else
+#define MW_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define MW_VERSION_MAJOR 0
+#define MW_VERSION_MINOR 1
+#define MW_VERSION_PATCH 0
+#define MW_VERSION_NUMBER (MW_VERSION_MAJOR * 10000 + MW_VERSION_MINOR * 100 + MW_VERSION_PATCH)
+#define MW_VERSION_STRING "0.1.0"
+
+/* Returns MW_VERSION_NUMBER of the library actually loaded (may differ from
+ * the header the caller compiled against). */
+MW_API unsigned mw_version(void);
+/* Returns the library's version as a static NUL-terminated string. */
+MW_API const char* mw_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes (stable values)                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum mw_status {
+    MW_OK = 0,
+    MW_TIMEOUT = 1,                 /* mw_request_next: no event within the timeout */
+
+    MW_ERR_INVALID_ARGUMENT = -1,   /* NULL handle, bad value, bad token id, released handle */
+    MW_ERR_FORMAT = -2,             /* malformed model file */
+    MW_ERR_UNSUPPORTED = -3,        /* valid but unsupported: architecture, tensor type, chat template */
+    MW_ERR_IO = -4,                 /* open/mmap/read/write failed */
+    MW_ERR_OUT_OF_MEMORY = -5,      /* an allocation failed */
+    MW_ERR_BUDGET = -6,             /* does not fit the memory budget */
+    MW_ERR_CONTEXT_OVERFLOW = -7,   /* prompt (plus generation) longer than the context */
+    MW_ERR_BUFFER_TOO_SMALL = -8,   /* output buffer too small; the needed size is reported */
+    MW_ERR_CANCELLED = -9,          /* the request was cancelled */
+    MW_ERR_STATE = -10,             /* call not valid in the object's current state */
+    MW_ERR_INTERNAL = -11           /* a bug in memwise; please report it */
+} mw_status;
+
+/* Returns a static, NUL-terminated name for a status code ("MW_ERR_FORMAT").
+ * Unknown codes give "MW_ERR_UNKNOWN". Never NULL. */
+MW_API const char* mw_status_string(mw_status status);
+
+/* Returns the detail message of the last failed call on the calling thread
+ * (for example "tensor blk.3.attn_q.weight: data offset 812 beyond end of file
+ * (size 640)"), or "" when there is none. The string is owned by the library
+ * and valid until the next memwise call on the same thread. Never NULL. */
+MW_API const char* mw_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Model                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mw_model mw_model;
+
+typedef struct mw_model_options {
+    uint32_t struct_size;   /* sizeof(mw_model_options) */
+    int32_t prefault;       /* 1: touch every weight page at open (MAP_POPULATE). Default 0. */
+} mw_model_options;
+
+/* Fills *opts with defaults, including struct_size. */
+MW_API void mw_model_options_init(mw_model_options* opts);
+
+/* Opens a GGUF model file. The file is memory-mapped read-only and weights are
+ * used in place (nothing is copied). opts may be NULL for defaults.
+ * On success *out_model owns the model; close it with mw_model_close().
+ * Errors: MW_ERR_INVALID_ARGUMENT (NULL path/out), MW_ERR_IO (cannot open or map,
+ * a directory), MW_ERR_FORMAT (malformed file; mw_last_error names the field and
+ * byte offset), MW_ERR_UNSUPPORTED (architecture or tensor type).
+ * Thread-safe. */
+MW_API mw_status mw_model_open(const char* path, const mw_model_options* opts, mw_model** out_model);
+
+/* Releases the caller's reference. Engines created on the model keep it alive:
+ * the memory is released when the last engine using it is destroyed (like
+ * sqlite3_close_v2). Accepts NULL. */
+MW_API void mw_model_close(mw_model* model);
+
+typedef struct mw_model_info {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_model_info) */
+    char architecture[32];      /* "llama", "qwen2" (NUL-terminated, truncated if longer) */
+    char name[96];              /* general.name, or "" */
+    uint32_t gguf_version;
+    uint32_t n_vocab;
+    uint32_t n_ctx_train;       /* context length the model was trained for */
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_head;            /* layer 0 */
+    uint32_t n_head_kv;         /* layer 0 */
+    uint32_t n_ff;              /* layer 0 */
+    uint32_t head_dim;
+    uint64_t n_params;          /* number of weight elements */
+    uint64_t file_bytes;        /* size of the model file */
+    uint64_t weight_bytes;      /* bytes of tensor data */
+    int32_t bos_token;          /* -1 if none */
+    int32_t eos_token;          /* -1 if none */
+    int32_t eot_token;          /* end-of-turn token, -1 if none */
+    uint32_t kv_bytes_per_token;/* KV cache bytes one token costs at the default KV type (F16) */
+} mw_model_info;
+
+/* Fills *info. The caller sets info->struct_size; only fields that fit in
+ * struct_size are written. Errors: MW_ERR_INVALID_ARGUMENT. */
+MW_API mw_status mw_model_info_get(const mw_model* model, mw_model_info* info);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizer and chat templates                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Tokenizes text[0..text_len). add_special: add BOS/EOS as the model's metadata
+ * says. parse_special: recognise special tokens written as text ("<|im_start|>").
+ * Writes at most `capacity` ids to tokens (may be NULL when capacity is 0) and
+ * always sets *n_tokens to the number of tokens of the whole text. Returns
+ * MW_ERR_BUFFER_TOO_SMALL when capacity < *n_tokens. Thread-safe. */
+MW_API mw_status mw_tokenize(const mw_model* model, const char* text, size_t text_len,
+                             int add_special, int parse_special,
+                             int32_t* tokens, size_t capacity, size_t* n_tokens);
+
+/* Converts token ids back to UTF-8 bytes (special tokens rendered as their
+ * text when render_special is 1, skipped when 0). Writes at most capacity bytes
+ * (no NUL terminator) and always sets *text_len to the full length; returns
+ * MW_ERR_BUFFER_TOO_SMALL when it did not fit. MW_ERR_INVALID_ARGUMENT for a
+ * token id outside [0, n_vocab). Thread-safe. */
+MW_API mw_status mw_detokenize(const mw_model* model, const int32_t* tokens, size_t n_tokens,
+                               int render_special, char* text, size_t capacity, size_t* text_len);
+
+typedef struct mw_chat_message {
+    const char* role;       /* "system", "user", "assistant" */
+    size_t role_len;
+    const char* content;
+    size_t content_len;
+} mw_chat_message;
+
+/* Formats messages with the model's chat template (tokenizer.chat_template).
+ * Recognised: ChatML, Llama-2, Llama-3, Mistral. add_generation_prompt: append
+ * the assistant header. Output as in mw_detokenize (bytes, *text_len always
+ * set, MW_ERR_BUFFER_TOO_SMALL). MW_ERR_UNSUPPORTED when the model has no
+ * template or one memwise does not recognise (pass raw text instead). */
+MW_API mw_status mw_chat_format(const mw_model* model, const mw_chat_message* messages, size_t n_messages,
+                                int add_generation_prompt, char* text, size_t capacity, size_t* text_len);
+
+/* ------------------------------------------------------------------------ */
+/* Engine                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mw_engine mw_engine;
+
+typedef enum mw_kv_type {
+    MW_KV_F16 = 0,  /* default */
+    MW_KV_F32 = 1
+} mw_kv_type;
+
+typedef struct mw_engine_options {
+    uint32_t struct_size;           /* sizeof(mw_engine_options) */
+    uint32_t n_threads;             /* compute threads; 0 = number of physical cores */
+    uint32_t n_ctx;                 /* max tokens (prompt + generated) per sequence;
+                                       0 = min(model's training context, 4096) */
+    uint32_t max_sequences;         /* sequences held at once; default 1 */
+    uint32_t kv_block_tokens;       /* tokens per KV block; default 16 */
+    int32_t kv_type;                /* mw_kv_type; default MW_KV_F16 */
+    uint32_t max_batch_tokens;      /* tokens per forward step (prefill chunk); default 512 */
+    uint64_t memory_budget_bytes;   /* 0 = whatever max_sequences full-context sequences need */
+} mw_engine_options;
+
+MW_API void mw_engine_options_init(mw_engine_options* opts);
+
+/* Creates an engine over model (which it keeps alive). Starts the engine's
+ * threads. opts may be NULL. Errors: MW_ERR_INVALID_ARGUMENT, MW_ERR_BUDGET
+ * (the message says the smallest budget that would work), MW_ERR_OUT_OF_MEMORY. */
+MW_API mw_status mw_engine_create(mw_model* model, const mw_engine_options* opts, mw_engine** out_engine);
+
+/* Cancels every request still running, joins the engine's threads and frees
+ * the engine. Requests not yet released stay valid handles that report
+ * MW_FINISH_CANCELLED; release them as usual. Accepts NULL. */
+MW_API void mw_engine_destroy(mw_engine* engine);
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mw_request mw_request;
+
+typedef enum mw_event_kind {
+    MW_EVENT_TOKEN = 1,     /* a generated token and the text it completes */
+    MW_EVENT_FINISHED = 2   /* the request ended; see finish_reason and status */
+} mw_event_kind;
+
+typedef enum mw_finish_reason {
+    MW_FINISH_NONE = 0,
+    MW_FINISH_EOS = 1,          /* end-of-sequence or end-of-turn token */
+    MW_FINISH_LENGTH = 2,       /* max_tokens reached */
+    MW_FINISH_STOP_STRING = 3,  /* a stop string was generated (it is not emitted) */
+    MW_FINISH_CONTEXT = 4,      /* the sequence filled the context */
+    MW_FINISH_CANCELLED = 5,    /* mw_request_cancel or engine destroyed */
+    MW_FINISH_ERROR = 6         /* see status and mw_event.text for the message */
+} mw_finish_reason;
+
+typedef struct mw_event {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_event) */
+    int32_t kind;               /* mw_event_kind */
+    int32_t token;              /* MW_EVENT_TOKEN: the token id; otherwise -1 */
+    const char* text;           /* bytes of text this event makes final (may be 0 bytes
+                                   when held back for UTF-8 or a possible stop string);
+                                   MW_FINISHED with an error: the message.
+                                   Owned by the request; valid until the next
+                                   mw_request_next or mw_request_release on it. */
+    size_t text_len;
+    int32_t finish_reason;      /* mw_finish_reason, for MW_EVENT_FINISHED */
+    int32_t status;             /* mw_status of the request, for MW_EVENT_FINISHED */
+    uint32_t n_prompt_tokens;
+    uint32_t n_generated_tokens;
+} mw_event;
+
+/* Called on an engine thread for every event of the request, in order. It
+ * must return quickly and must not call mw_request_release on its own request.
+ * event and its text are valid only during the call. */
+typedef void (*mw_event_callback)(void* user_data, const mw_request* request, const mw_event* event);
+
+typedef struct mw_text {
+    const char* data;
+    size_t len;
+} mw_text;
+
+#define MW_SEED_RANDOM UINT64_MAX
+
+typedef struct mw_request_options {
+    uint32_t struct_size;           /* sizeof(mw_request_options) */
+    /* The prompt: either text (prompt, prompt_len) or token ids
+       (prompt_tokens, n_prompt_tokens); exactly one must be given. */
+    const char* prompt;
+    size_t prompt_len;
+    const int32_t* prompt_tokens;
+    size_t n_prompt_tokens;
+    int32_t add_special;            /* text prompts: add BOS etc. per metadata; default 1 */
+    int32_t parse_special;          /* text prompts: parse "<|im_start|>" etc.; default 1 */
+    uint32_t max_tokens;            /* tokens to generate; default 256; 0 = until the context is full */
+    float temperature;              /* 0 = greedy; default 0.8; must be >= 0 */
+    int32_t top_k;                  /* 0 = off; default 40 */
+    float top_p;                    /* (0, 1]; 1 = off; default 0.95 */
+    float min_p;                    /* [0, 1]; 0 = off; default 0.05 */
+    float repeat_penalty;           /* > 0; 1 = off; default 1.0 */
+    int32_t repeat_last_n;          /* tokens the penalty looks back over; default 64 */
+    uint64_t seed;                  /* MW_SEED_RANDOM (default) or a fixed seed */
+    const mw_text* stop;            /* stop strings (copied at submit); may be NULL */
+    size_t n_stop;
+    int32_t ignore_eos;             /* 1: do not stop at EOS/EOT; default 0 */
+    int32_t priority;               /* higher is served first; default 0 */
+    mw_event_callback callback;     /* optional; see mw_event_callback */
+    void* user_data;                /* passed to callback */
+} mw_request_options;
+
+MW_API void mw_request_options_init(mw_request_options* opts);
+
+/* Submits a request. Copies everything it needs from opts. On success
+ * *out_request is a handle owned by the caller; release it with
+ * mw_request_release(). Errors (nothing is queued): MW_ERR_INVALID_ARGUMENT
+ * (bad values, empty prompt, token id out of range), MW_ERR_CONTEXT_OVERFLOW
+ * (prompt plus max_tokens longer than the engine's context), MW_ERR_BUDGET.
+ * Thread-safe: any number of threads may submit to one engine. */
+MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw_request** out_request);
+
+/* Waits up to timeout_ms (negative = forever, 0 = poll) for the request's next
+ * event and copies it to *event (the caller sets event->struct_size).
+ * Returns MW_OK with an event, or MW_TIMEOUT. After the MW_EVENT_FINISHED event
+ * has been returned, later calls return it again at once. With a callback set
+ * at submit, token events go to the callback only and this call just waits for
+ * the finish event. Not for concurrent use on one request. */
+MW_API mw_status mw_request_next(mw_request* request, int32_t timeout_ms, mw_event* event);
+
+/* Asks the engine to stop the request. Prompt: the request finishes with
+ * MW_FINISH_CANCELLED within one forward step. Harmless on a finished
+ * request. Thread-safe. */
+MW_API mw_status mw_request_cancel(mw_request* request);
+
+/* Cancels the request if it still runs and frees the handle. Accepts NULL.
+ * Any later use of the handle returns MW_ERR_INVALID_ARGUMENT. */
+MW_API void mw_request_release(mw_request* request);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMWISE_H */
