@@ -135,11 +135,31 @@ typedef struct mw_model_info {
     int32_t eos_token;          /* -1 if none */
     int32_t eot_token;          /* end-of-turn token, -1 if none */
     uint32_t kv_bytes_per_token;/* KV cache bytes one token costs at the default KV type (F16) */
+    int32_t add_bos;            /* 1 if the tokenizer adds BOS to text prompts */
+    char tokenizer_model[16];   /* "gpt2" (byte-level BPE) or "llama" (SentencePiece) */
+    char tokenizer_pre[32];     /* BPE pre-tokenizer name ("smollm", "llama-bpe"), or "" */
+    char chat_template[16];     /* recognised template: "chatml", "llama2", "llama3", "mistral", "" */
+    char file_type[16];         /* dominant weight type, e.g. "Q4_1" */
 } mw_model_info;
 
 /* Fills *info. The caller sets info->struct_size; only fields that fit in
  * struct_size are written. Errors: MW_ERR_INVALID_ARGUMENT. */
 MW_API mw_status mw_model_info_get(const mw_model* model, mw_model_info* info);
+
+typedef struct mw_tensor_info {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_tensor_info) */
+    const char* name;           /* NUL-terminated; owned by the model, valid while it is open */
+    char type_name[16];         /* "Q4_K", "F32", ... */
+    uint32_t n_dims;
+    uint64_t ne[4];             /* ne[0] is the contiguous dimension; unused dims are 1 */
+    uint64_t n_bytes;
+    uint64_t file_offset;       /* absolute byte offset of the data in the file */
+} mw_tensor_info;
+
+/* Number of tensors in the model file. 0 for NULL. */
+MW_API size_t mw_model_tensor_count(const mw_model* model);
+/* Describes tensor `index` (0-based, file order). MW_ERR_INVALID_ARGUMENT when out of range. */
+MW_API mw_status mw_model_tensor_info(const mw_model* model, size_t index, mw_tensor_info* info);
 
 /* ------------------------------------------------------------------------ */
 /* Tokenizer and chat templates                                              */

@@ -24,11 +24,18 @@ using QuantizeActFn = void (*)(const float* x, void* dst, size_t n);
 // Kernels may process several rows at once; this is the decode hot loop.
 using GemvFn = void (*)(size_t n, const uint8_t* w, size_t row_stride, size_t nrows, const void* a, float* y);
 
+// Prefill: y[t * y_stride + r] = dot(w row r, activation row t) for r < nrows,
+// t < ntok; activation rows are a_stride bytes apart. Tiles rows x tokens so a
+// weight block is reused across many tokens while it is in cache.
+using GemmFn = void (*)(size_t n, const uint8_t* w, size_t w_stride, size_t nrows, const uint8_t* a,
+                        size_t a_stride, size_t ntok, float* y, size_t y_stride);
+
 struct KernelTable {
     IsaLevel level;
     VecDotFn vec_dot[32];        // indexed by TensorType id; nullptr when unsupported
     QuantizeActFn quantize_act[32];
     GemvFn gemv[32];
+    GemmFn gemm[32];
 };
 
 // The table for a level (scalar always exists; a level the CPU lacks must not be used).
