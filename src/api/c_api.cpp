@@ -1,0 +1,475 @@
+// The C ABI: translates handles, option structs and status codes to the C++
+// engine and back. No engine logic lives here. Every entry point catches
+// everything and maps it to a status; details go to the thread-local
+// mw_last_error().
+#include <memwise/memwise.h>
+
+#include "base/error.h"
+#include "model/chat_template.h"
+#include "model/model.h"
+#include "runtime/engine.h"
+#include "runtime/request.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <random>
+#include <string>
+#include <unordered_set>
+
+struct mw_model {
+    std::shared_ptr<const mw::Model> model;
+};
+
+struct mw_engine {
+    std::unique_ptr<mw::Engine> engine;
+};
+
+struct mw_request {
+    std::shared_ptr<mw::Request> request;
+    mw::RequestEvent current;  // the event last returned; its text stays valid until the next call
+};
+
+namespace {
+
+thread_local std::string t_last_error;
+
+mw_status set_error(mw_status status, const std::string& message) {
+    t_last_error = message;
+    return status;
+}
+
+// Live handles, so that a released or foreign pointer is an error, not a crash
+// (as long as the memory was not reused for a new handle of the same kind).
+std::mutex g_handles_mutex;
+std::unordered_set<const void*> g_handles;
+
+void register_handle(const void* h) {
+    std::lock_guard<std::mutex> lock(g_handles_mutex);
+    g_handles.insert(h);
+}
+bool unregister_handle(const void* h) {
+    std::lock_guard<std::mutex> lock(g_handles_mutex);
+    return g_handles.erase(h) > 0;
+}
+bool is_live(const void* h) {
+    if (!h) return false;
+    std::lock_guard<std::mutex> lock(g_handles_mutex);
+    return g_handles.count(h) > 0;
+}
+
+void check_handle(const void* h, const char* what) {
+    if (!h) mw::fail(MW_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+    if (!is_live(h)) mw::fail(MW_ERR_INVALID_ARGUMENT, std::string(what) + " is not a live handle (released or closed?)");
+}
+
+template <class F>
+mw_status guarded(F&& body) {
+    try {
+        body();
+        return MW_OK;
+    } catch (const mw::Error& e) {
+        return set_error(e.status(), e.what());
+    } catch (const std::bad_alloc&) {
+        return set_error(MW_ERR_OUT_OF_MEMORY, "out of memory");
+    } catch (const std::exception& e) {
+        return set_error(MW_ERR_INTERNAL, std::string("internal error: ") + e.what());
+    } catch (...) {
+        return set_error(MW_ERR_INTERNAL, "internal error");
+    }
+}
+
+// Copies a caller's option struct over defaults, honouring its struct_size.
+template <class T>
+T read_options(const T* user, void (*init)(T*), const char* what) {
+    T o;
+    init(&o);
+    if (!user) return o;
+    if (user->struct_size < sizeof(uint32_t) || user->struct_size > 65536)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, std::string(what) + ".struct_size " + std::to_string(user->struct_size) +
+                                              " is not valid (use " + what + "_init)");
+    std::memcpy(&o, user, std::min<size_t>(user->struct_size, sizeof(T)));
+    o.struct_size = sizeof(T);
+    return o;
+}
+
+// Writes bytes into a caller's buffer with the "always report the full length" convention.
+mw_status copy_out(const std::string& s, char* buf, size_t capacity, size_t* out_len) {
+    if (out_len) *out_len = s.size();
+    if (!buf && capacity) mw::fail(MW_ERR_INVALID_ARGUMENT, "buffer is NULL with non-zero capacity");
+    if (capacity < s.size()) {
+        if (buf && capacity) std::memcpy(buf, s.data(), capacity);
+        return set_error(MW_ERR_BUFFER_TOO_SMALL, "output needs " + std::to_string(s.size()) + " bytes, capacity is " +
+                                                      std::to_string(capacity));
+    }
+    if (!s.empty()) std::memcpy(buf, s.data(), s.size());
+    return MW_OK;
+}
+
+void copy_str(char* dst, size_t cap, const std::string& s) {
+    const size_t n = std::min(cap - 1, s.size());
+    std::memcpy(dst, s.data(), n);
+    dst[n] = 0;
+}
+
+void fill_event(const mw::RequestEvent& ev, mw_event* out) {
+    mw_event e;
+    std::memset(&e, 0, sizeof e);
+    e.struct_size = sizeof(mw_event);
+    e.kind = ev.kind;
+    e.token = ev.token;
+    e.text = ev.text.data();
+    e.text_len = ev.text.size();
+    e.finish_reason = ev.finish_reason;
+    e.status = ev.status;
+    e.n_prompt_tokens = ev.n_prompt_tokens;
+    e.n_generated_tokens = ev.n_generated_tokens;
+    const size_t n = std::min<size_t>(out->struct_size, sizeof(mw_event));
+    std::memcpy(out, &e, n);
+    out->struct_size = (uint32_t)n;
+}
+
+}  // namespace
+
+extern "C" {
+
+MW_API unsigned mw_version(void) { return MW_VERSION_NUMBER; }
+MW_API const char* mw_version_string(void) { return MW_VERSION_STRING; }
+
+MW_API const char* mw_status_string(mw_status status) {
+    switch (status) {
+        case MW_OK: return "MW_OK";
+        case MW_TIMEOUT: return "MW_TIMEOUT";
+        case MW_ERR_INVALID_ARGUMENT: return "MW_ERR_INVALID_ARGUMENT";
+        case MW_ERR_FORMAT: return "MW_ERR_FORMAT";
+        case MW_ERR_UNSUPPORTED: return "MW_ERR_UNSUPPORTED";
+        case MW_ERR_IO: return "MW_ERR_IO";
+        case MW_ERR_OUT_OF_MEMORY: return "MW_ERR_OUT_OF_MEMORY";
+        case MW_ERR_BUDGET: return "MW_ERR_BUDGET";
+        case MW_ERR_CONTEXT_OVERFLOW: return "MW_ERR_CONTEXT_OVERFLOW";
+        case MW_ERR_BUFFER_TOO_SMALL: return "MW_ERR_BUFFER_TOO_SMALL";
+        case MW_ERR_CANCELLED: return "MW_ERR_CANCELLED";
+        case MW_ERR_STATE: return "MW_ERR_STATE";
+        case MW_ERR_INTERNAL: return "MW_ERR_INTERNAL";
+    }
+    return "MW_ERR_UNKNOWN";
+}
+
+MW_API const char* mw_last_error(void) { return t_last_error.c_str(); }
+
+/* ---- model ---- */
+
+MW_API void mw_model_options_init(mw_model_options* opts) {
+    if (!opts) return;
+    std::memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+}
+
+MW_API mw_status mw_model_open(const char* path, const mw_model_options* opts, mw_model** out_model) {
+    return guarded([&] {
+        if (!out_model) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_model is NULL");
+        *out_model = nullptr;
+        if (!path) mw::fail(MW_ERR_INVALID_ARGUMENT, "path is NULL");
+        const mw_model_options o = read_options(opts, mw_model_options_init, "mw_model_options");
+        mw::ModelLoadOptions lo;
+        lo.prefault = o.prefault != 0;
+        auto h = std::make_unique<mw_model>();
+        h->model = mw::Model::load(path, lo);
+        register_handle(h.get());
+        *out_model = h.release();
+    });
+}
+
+MW_API void mw_model_close(mw_model* model) {
+    if (!model || !unregister_handle(model)) return;
+    delete model;  // engines hold their own reference to the model
+}
+
+MW_API mw_status mw_model_info_get(const mw_model* model, mw_model_info* info) {
+    return guarded([&] {
+        check_handle(model, "model");
+        if (!info) mw::fail(MW_ERR_INVALID_ARGUMENT, "info is NULL");
+        if (info->struct_size < sizeof(uint32_t)) mw::fail(MW_ERR_INVALID_ARGUMENT, "info->struct_size not set");
+        const mw::Model& m = *model->model;
+        const mw::ModelConfig& c = m.config();
+        const mw::Tokenizer& t = m.tokenizer();
+        mw_model_info i;
+        std::memset(&i, 0, sizeof i);
+        i.struct_size = sizeof i;
+        copy_str(i.architecture, sizeof i.architecture, c.arch_name);
+        copy_str(i.name, sizeof i.name, c.name);
+        i.gguf_version = m.file().version();
+        i.n_vocab = (uint32_t)c.n_vocab;
+        i.n_ctx_train = (uint32_t)c.n_ctx_train;
+        i.n_embd = (uint32_t)c.n_embd;
+        i.n_layer = (uint32_t)c.n_layer;
+        i.n_head = (uint32_t)c.layers[0].n_head;
+        i.n_head_kv = (uint32_t)c.layers[0].n_head_kv;
+        i.n_ff = (uint32_t)c.layers[0].n_ff;
+        i.head_dim = (uint32_t)c.head_dim;
+        i.n_params = m.n_params();
+        i.file_bytes = m.file().file_size();
+        i.weight_bytes = m.weight_bytes();
+        i.bos_token = t.bos();
+        i.eos_token = t.eos();
+        i.eot_token = t.eot();
+        i.kv_bytes_per_token = (uint32_t)(c.kv_elements_per_token() * 2);
+        i.add_bos = t.add_bos() ? 1 : 0;
+        copy_str(i.tokenizer_model, sizeof i.tokenizer_model, t.model_name());
+        copy_str(i.tokenizer_pre, sizeof i.tokenizer_pre, t.pre_name());
+        copy_str(i.chat_template, sizeof i.chat_template,
+                 m.chat_template() == mw::ChatTemplateKind::Unknown ? "" : mw::chat_template_name(m.chat_template()));
+        copy_str(i.file_type, sizeof i.file_type, m.dominant_type_name());
+        const size_t n = std::min<size_t>(info->struct_size, sizeof i);
+        std::memcpy(info, &i, n);
+        info->struct_size = (uint32_t)n;
+    });
+}
+
+MW_API size_t mw_model_tensor_count(const mw_model* model) {
+    if (!is_live(model)) return 0;
+    return model->model->file().tensors().size();
+}
+
+MW_API mw_status mw_model_tensor_info(const mw_model* model, size_t index, mw_tensor_info* info) {
+    return guarded([&] {
+        check_handle(model, "model");
+        if (!info || info->struct_size < sizeof(uint32_t)) mw::fail(MW_ERR_INVALID_ARGUMENT, "info is NULL or struct_size not set");
+        const auto& ts = model->model->file().tensors();
+        if (index >= ts.size())
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "tensor index " + std::to_string(index) + " out of range (" +
+                                                  std::to_string(ts.size()) + " tensors)");
+        const mw::gguf::TensorInfo& t = ts[index];
+        mw_tensor_info i;
+        std::memset(&i, 0, sizeof i);
+        i.struct_size = sizeof i;
+        i.name = t.name.c_str();
+        const mw::gguf::TensorTypeInfo* ti = mw::gguf::tensor_type_info((uint32_t)t.type);
+        copy_str(i.type_name, sizeof i.type_name, ti ? ti->name : "?");
+        i.n_dims = t.n_dims;
+        for (int d = 0; d < 4; d++) i.ne[d] = t.ne[d];
+        i.n_bytes = t.n_bytes;
+        i.file_offset = model->model->file().data_offset() + t.offset;
+        const size_t n = std::min<size_t>(info->struct_size, sizeof i);
+        std::memcpy(info, &i, n);
+        info->struct_size = (uint32_t)n;
+    });
+}
+
+/* ---- tokenizer ---- */
+
+MW_API mw_status mw_tokenize(const mw_model* model, const char* text, size_t text_len, int add_special,
+                             int parse_special, int32_t* tokens, size_t capacity, size_t* n_tokens) {
+    mw_status st = MW_OK;
+    const mw_status g = guarded([&] {
+        check_handle(model, "model");
+        if (!text && text_len) mw::fail(MW_ERR_INVALID_ARGUMENT, "text is NULL");
+        if (!n_tokens) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_tokens is NULL");
+        if (!tokens && capacity) mw::fail(MW_ERR_INVALID_ARGUMENT, "tokens is NULL with non-zero capacity");
+        const std::vector<int32_t> ids = model->model->tokenizer().encode(std::string_view(text ? text : "", text_len),
+                                                                          add_special != 0, parse_special != 0);
+        *n_tokens = ids.size();
+        std::copy_n(ids.begin(), std::min(ids.size(), capacity), tokens);
+        if (capacity < ids.size())
+            st = set_error(MW_ERR_BUFFER_TOO_SMALL, "text has " + std::to_string(ids.size()) + " tokens, capacity is " +
+                                                        std::to_string(capacity));
+    });
+    return g != MW_OK ? g : st;
+}
+
+MW_API mw_status mw_detokenize(const mw_model* model, const int32_t* tokens, size_t n_tokens, int render_special,
+                               char* text, size_t capacity, size_t* text_len) {
+    mw_status st = MW_OK;
+    const mw_status g = guarded([&] {
+        check_handle(model, "model");
+        if (!tokens && n_tokens) mw::fail(MW_ERR_INVALID_ARGUMENT, "tokens is NULL");
+        if (!text_len) mw::fail(MW_ERR_INVALID_ARGUMENT, "text_len is NULL");
+        const mw::Tokenizer& t = model->model->tokenizer();
+        std::vector<int32_t> ids(tokens, tokens + n_tokens);
+        for (size_t i = 0; i < n_tokens; i++)
+            if (ids[i] < 0 || ids[i] >= t.n_vocab())
+                mw::fail(MW_ERR_INVALID_ARGUMENT, "token " + std::to_string(i) + ": id " + std::to_string(ids[i]) +
+                                                      " out of range [0, " + std::to_string(t.n_vocab()) + ")");
+        st = copy_out(t.decode(ids, render_special != 0), text, capacity, text_len);
+    });
+    return g != MW_OK ? g : st;
+}
+
+MW_API mw_status mw_chat_format(const mw_model* model, const mw_chat_message* messages, size_t n_messages,
+                                int add_generation_prompt, char* text, size_t capacity, size_t* text_len) {
+    mw_status st = MW_OK;
+    const mw_status g = guarded([&] {
+        check_handle(model, "model");
+        if (!text_len) mw::fail(MW_ERR_INVALID_ARGUMENT, "text_len is NULL");
+        if (!messages && n_messages) mw::fail(MW_ERR_INVALID_ARGUMENT, "messages is NULL");
+        const mw::Model& m = *model->model;
+        if (m.chat_template() == mw::ChatTemplateKind::Unknown)
+            mw::fail(MW_ERR_UNSUPPORTED, m.file().find("tokenizer.chat_template")
+                                             ? "the model's chat template is not one memwise recognises (ChatML, Llama-2, Llama-3, Mistral); pass raw text instead"
+                                             : "the model has no chat template; pass raw text instead");
+        std::vector<mw::ChatMessage> msgs;
+        for (size_t i = 0; i < n_messages; i++) {
+            const mw_chat_message& cm = messages[i];
+            if ((!cm.role && cm.role_len) || (!cm.content && cm.content_len))
+                mw::fail(MW_ERR_INVALID_ARGUMENT, "message " + std::to_string(i) + " has a NULL role or content");
+            msgs.push_back({std::string(cm.role ? cm.role : "", cm.role_len),
+                            std::string(cm.content ? cm.content : "", cm.content_len)});
+        }
+        const mw::Tokenizer& t = m.tokenizer();
+        const std::string bos = t.bos() >= 0 ? t.piece(t.bos(), true) : "";
+        const std::string eos = t.eos() >= 0 ? t.piece(t.eos(), true) : "";
+        st = copy_out(mw::format_chat(m.chat_template(), msgs, add_generation_prompt != 0, bos, eos,
+                                      m.chat_default_system()),
+                      text, capacity, text_len);
+    });
+    return g != MW_OK ? g : st;
+}
+
+/* ---- engine ---- */
+
+MW_API void mw_engine_options_init(mw_engine_options* opts) {
+    if (!opts) return;
+    std::memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+    opts->n_threads = 0;
+    opts->n_ctx = 0;
+    opts->max_sequences = 1;
+    opts->kv_block_tokens = 16;
+    opts->kv_type = MW_KV_F16;
+    opts->max_batch_tokens = 512;
+    opts->memory_budget_bytes = 0;
+}
+
+MW_API mw_status mw_engine_create(mw_model* model, const mw_engine_options* opts, mw_engine** out_engine) {
+    return guarded([&] {
+        if (!out_engine) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_engine is NULL");
+        *out_engine = nullptr;
+        check_handle(model, "model");
+        const mw_engine_options o = read_options(opts, mw_engine_options_init, "mw_engine_options");
+        mw::EngineOptions eo;
+        if (o.n_threads > 1024) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_threads " + std::to_string(o.n_threads) + " out of range");
+        if (o.n_ctx > (1u << 22)) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_ctx " + std::to_string(o.n_ctx) + " too large");
+        if (o.max_sequences > 4096 || o.kv_block_tokens > 1024 || o.max_batch_tokens > 65536)
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "max_sequences, kv_block_tokens or max_batch_tokens out of range");
+        if (o.kv_type != MW_KV_F16 && o.kv_type != MW_KV_F32)
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "kv_type " + std::to_string(o.kv_type) + " is not a mw_kv_type");
+        eo.n_threads = (int32_t)o.n_threads;
+        eo.n_ctx = (int32_t)o.n_ctx;
+        eo.max_sequences = (int32_t)o.max_sequences;
+        eo.kv_block_tokens = (int32_t)o.kv_block_tokens;
+        eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : mw::KvType::F16;
+        eo.max_batch_tokens = (int32_t)o.max_batch_tokens;
+        eo.memory_budget_bytes = o.memory_budget_bytes;
+        auto h = std::make_unique<mw_engine>();
+        h->engine = std::make_unique<mw::Engine>(model->model, eo);
+        register_handle(h.get());
+        *out_engine = h.release();
+    });
+}
+
+MW_API void mw_engine_destroy(mw_engine* engine) {
+    if (!engine || !unregister_handle(engine)) return;
+    delete engine;  // joins the engine thread; running requests finish as cancelled
+}
+
+/* ---- requests ---- */
+
+MW_API void mw_request_options_init(mw_request_options* opts) {
+    if (!opts) return;
+    std::memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+    opts->add_special = 1;
+    opts->parse_special = 1;
+    opts->max_tokens = 256;
+    opts->temperature = 0.8f;
+    opts->top_k = 40;
+    opts->top_p = 0.95f;
+    opts->min_p = 0.05f;
+    opts->repeat_penalty = 1.0f;
+    opts->repeat_last_n = 64;
+    opts->seed = MW_SEED_RANDOM;
+}
+
+MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw_request** out_request) {
+    return guarded([&] {
+        if (!out_request) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_request is NULL");
+        *out_request = nullptr;
+        check_handle(engine, "engine");
+        if (!opts) mw::fail(MW_ERR_INVALID_ARGUMENT, "options are NULL (the prompt is required)");
+        const mw_request_options o = read_options(opts, mw_request_options_init, "mw_request_options");
+        const bool has_text = o.prompt != nullptr || o.prompt_len > 0;
+        const bool has_tokens = o.prompt_tokens != nullptr || o.n_prompt_tokens > 0;
+        if (has_text == has_tokens)
+            mw::fail(MW_ERR_INVALID_ARGUMENT, has_text ? "give either prompt text or prompt tokens, not both"
+                                                       : "empty prompt: give prompt text or prompt tokens");
+        if ((has_text && !o.prompt) || (has_tokens && !o.prompt_tokens))
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "prompt pointer is NULL with a non-zero length");
+        if (o.n_stop && !o.stop) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop is NULL with n_stop > 0");
+
+        auto r = std::make_shared<mw::Request>();
+        const mw::Model& m = engine->engine->model();
+        if (has_text) {
+            if (o.prompt_len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
+            r->prompt = m.tokenizer().encode(std::string_view(o.prompt, o.prompt_len), o.add_special != 0,
+                                             o.parse_special != 0);
+        } else {
+            r->prompt.assign(o.prompt_tokens, o.prompt_tokens + o.n_prompt_tokens);
+        }
+        r->sampling.temperature = o.temperature;
+        r->sampling.top_k = o.top_k;
+        r->sampling.top_p = o.top_p;
+        r->sampling.min_p = o.min_p;
+        r->sampling.repeat_penalty = o.repeat_penalty;
+        r->sampling.repeat_last_n = o.repeat_last_n;
+        r->sampling.seed = o.seed == MW_SEED_RANDOM ? ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}()
+                                                    : o.seed;
+        r->max_tokens = o.max_tokens;
+        r->ignore_eos = o.ignore_eos != 0;
+        r->priority = o.priority;
+        for (size_t i = 0; i < o.n_stop; i++) {
+            if (!o.stop[i].data && o.stop[i].len) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is NULL");
+            if (o.stop[i].len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is empty");
+            r->stops.emplace_back(o.stop[i].data, o.stop[i].len);
+        }
+        r->callback = o.callback;
+        r->user_data = o.user_data;
+
+        auto h = std::make_unique<mw_request>();
+        h->request = r;
+        r->handle = h.get();
+        engine->engine->submit(r);
+        register_handle(h.get());
+        *out_request = h.release();
+    });
+}
+
+MW_API mw_status mw_request_next(mw_request* request, int32_t timeout_ms, mw_event* event) {
+    mw_status st = MW_OK;
+    const mw_status g = guarded([&] {
+        check_handle(request, "request");
+        if (!event) mw::fail(MW_ERR_INVALID_ARGUMENT, "event is NULL");
+        if (event->struct_size < sizeof(uint32_t)) mw::fail(MW_ERR_INVALID_ARGUMENT, "event->struct_size not set");
+        if (!request->request->next(timeout_ms, &request->current)) {
+            st = MW_TIMEOUT;
+            return;
+        }
+        fill_event(request->current, event);
+    });
+    return g != MW_OK ? g : st;
+}
+
+MW_API mw_status mw_request_cancel(mw_request* request) {
+    return guarded([&] {
+        check_handle(request, "request");
+        request->request->cancel_requested.store(true);
+    });
+}
+
+MW_API void mw_request_release(mw_request* request) {
+    if (!request || !unregister_handle(request)) return;
+    request->request->cancel_requested.store(true);
+    delete request;  // the engine keeps its own reference until the sequence ends
+}
+
+}  // extern "C"

@@ -1,0 +1,35 @@
+// Batch: the tokens one forward step runs, from any number of sequences.
+#pragma once
+
+#include "kv/kv_cache.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace mw {
+
+struct BatchToken {
+    int32_t token;
+    int32_t pos;          // position in its sequence
+    int32_t seq;          // index into Batch::tables
+    bool want_logits;     // produce a logits row for this token
+};
+
+struct Batch {
+    std::vector<BatchToken> tokens;
+    // Block table of each sequence in the batch. A sequence's tokens in one
+    // batch have consecutive positions and its table already covers them.
+    std::vector<BlockTable*> tables;
+
+    void clear() {
+        tokens.clear();
+        tables.clear();
+    }
+    int32_t n_logits() const {
+        int32_t n = 0;
+        for (const auto& t : tokens) n += t.want_logits ? 1 : 0;
+        return n;
+    }
+};
+
+}  // namespace mw

@@ -1,0 +1,145 @@
+#include "runtime/engine.h"
+
+#include "base/error.h"
+
+#include <algorithm>
+
+namespace mw {
+
+EnginePlan plan_engine(const ModelConfig& c, const EngineOptions& o) {
+    EnginePlan p{};
+    if (o.n_threads < 0 || o.n_threads > 1024) fail(MW_ERR_INVALID_ARGUMENT, "n_threads " + std::to_string(o.n_threads) + " out of range");
+    if (o.n_ctx < 0) fail(MW_ERR_INVALID_ARGUMENT, "n_ctx must not be negative");
+    if (o.max_sequences < 1 || o.max_sequences > 4096)
+        fail(MW_ERR_INVALID_ARGUMENT, "max_sequences " + std::to_string(o.max_sequences) + " out of range [1, 4096]");
+    if (o.kv_block_tokens < 1 || o.kv_block_tokens > 1024)
+        fail(MW_ERR_INVALID_ARGUMENT, "kv_block_tokens " + std::to_string(o.kv_block_tokens) + " out of range [1, 1024]");
+    if (o.max_batch_tokens < 1 || o.max_batch_tokens > 65536)
+        fail(MW_ERR_INVALID_ARGUMENT, "max_batch_tokens " + std::to_string(o.max_batch_tokens) + " out of range");
+    p.n_threads = o.n_threads ? o.n_threads : physical_core_count();
+    p.n_ctx = o.n_ctx ? o.n_ctx : std::min(c.n_ctx_train, 4096);
+    if (p.n_ctx > (1 << 22)) fail(MW_ERR_INVALID_ARGUMENT, "n_ctx " + std::to_string(p.n_ctx) + " too large");
+    p.max_sequences = o.max_sequences;
+    p.block_tokens = o.kv_block_tokens;
+    p.kv_type = o.kv_type;
+    p.max_batch_tokens = std::max(o.max_batch_tokens, p.max_sequences);  // a decode token for every sequence
+    p.block_bytes = KvCache::block_bytes_for(c, p.kv_type, p.block_tokens);
+    p.scratch_bytes = Executor::scratch_bytes_for(c, p.max_batch_tokens, p.max_sequences, p.n_ctx, p.n_threads);
+    const int32_t blocks_per_seq = (p.n_ctx + p.block_tokens - 1) / p.block_tokens;
+    if (o.memory_budget_bytes == 0) {
+        p.n_blocks = blocks_per_seq * p.max_sequences;
+    } else {
+        const uint64_t need_min = p.scratch_bytes + (uint64_t)blocks_per_seq * p.block_bytes;
+        if (o.memory_budget_bytes < need_min)
+            fail(MW_ERR_BUDGET, "memory budget of " + std::to_string(o.memory_budget_bytes) +
+                                    " bytes cannot hold one sequence of " + std::to_string(p.n_ctx) +
+                                    " tokens: the smallest budget that works is " + std::to_string(need_min) +
+                                    " bytes (" + std::to_string(p.scratch_bytes) + " step scratch + " +
+                                    std::to_string((uint64_t)blocks_per_seq * p.block_bytes) + " KV)");
+        const uint64_t blocks = (o.memory_budget_bytes - p.scratch_bytes) / p.block_bytes;
+        p.n_blocks = (int32_t)std::min<uint64_t>(blocks, (uint64_t)blocks_per_seq * p.max_sequences);
+    }
+    p.kv_bytes = (size_t)p.n_blocks * p.block_bytes;
+    return p;
+}
+
+Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& opts) : model_(std::move(model)) {
+    plan_ = plan_engine(model_->config(), opts);
+    kv_ = std::make_unique<KvCache>(model_->config(), plan_.kv_type, plan_.block_tokens, plan_.n_blocks);
+    pool_ = std::make_unique<ThreadPool>(plan_.n_threads);
+    exec_ = std::make_unique<Executor>(model_, *kv_, *pool_, plan_.max_batch_tokens, plan_.max_sequences, plan_.n_ctx);
+    sched_ = std::make_unique<Scheduler>(model_, *kv_, *exec_, plan_.n_ctx, plan_.max_sequences, plan_.max_batch_tokens);
+    thread_ = std::thread(&Engine::loop, this);
+}
+
+Engine::~Engine() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
+
+void Engine::submit(const std::shared_ptr<Request>& r) {
+    const ModelConfig& c = model_->config();
+    if (r->prompt.empty()) fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
+    for (size_t i = 0; i < r->prompt.size(); i++) {
+        const int32_t id = r->prompt[i];
+        if (id < 0 || id >= c.n_vocab)
+            fail(MW_ERR_INVALID_ARGUMENT, "prompt token " + std::to_string(i) + ": id " + std::to_string(id) +
+                                              " out of range [0, " + std::to_string(c.n_vocab) + ")");
+    }
+    const char* bad = validate_sampling(r->sampling);
+    if (bad && *bad) fail(MW_ERR_INVALID_ARGUMENT, bad);
+    const uint64_t total = (uint64_t)r->prompt.size() + r->max_tokens;
+    if (r->prompt.size() >= (size_t)plan_.n_ctx || total > (uint64_t)plan_.n_ctx)
+        fail(MW_ERR_CONTEXT_OVERFLOW, "prompt of " + std::to_string(r->prompt.size()) + " tokens plus max_tokens " +
+                                          std::to_string(r->max_tokens) + " exceeds the context of " +
+                                          std::to_string(plan_.n_ctx) + " tokens");
+    const uint64_t blocks = (std::min<uint64_t>(r->max_tokens ? total : (uint64_t)plan_.n_ctx, (uint64_t)plan_.n_ctx) +
+                             plan_.block_tokens - 1) / plan_.block_tokens;
+    if (blocks > (uint64_t)plan_.n_blocks)
+        fail(MW_ERR_BUDGET, "request needs " + std::to_string(blocks) + " KV blocks; the pool holds " +
+                                std::to_string(plan_.n_blocks));
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) fail(MW_ERR_STATE, "engine is shutting down");
+        r->arrival = arrivals_++;
+        // Higher priority first, then arrival order.
+        auto pos = std::find_if(waiting_.begin(), waiting_.end(),
+                                [&](const std::shared_ptr<Request>& w) { return w->priority < r->priority; });
+        waiting_.insert(pos, r);
+    }
+    wake_.notify_all();
+}
+
+namespace {
+void deliver_cancelled(Request& r) {
+    RequestEvent ev;
+    ev.kind = MW_EVENT_FINISHED;
+    ev.finish_reason = MW_FINISH_CANCELLED;
+    ev.status = MW_ERR_CANCELLED;
+    ev.n_prompt_tokens = (uint32_t)r.prompt.size();
+    r.deliver(std::move(ev));
+}
+}  // namespace
+
+void Engine::loop() {
+    std::vector<std::shared_ptr<Request>> cancelled;
+    for (;;) {
+        bool stopping;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [&] { return stop_ || !waiting_.empty() || !sched_->idle(); });
+            stopping = stop_;
+            // Cancelled requests leave the queue at once, even while all sequences are busy.
+            for (auto it = waiting_.begin(); it != waiting_.end();) {
+                if (stopping || (*it)->cancel_requested.load()) {
+                    cancelled.push_back(*it);
+                    it = waiting_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            if (!stopping) sched_->admit(waiting_);
+        }
+        // Events are delivered outside the lock: a callback may submit again.
+        for (auto& r : cancelled) deliver_cancelled(*r);
+        cancelled.clear();
+        if (stopping) break;
+        try {
+            sched_->step();
+        } catch (const Error& e) {
+            sched_->finish_all(MW_FINISH_ERROR, e.status(), e.what());
+        } catch (const std::bad_alloc&) {
+            sched_->finish_all(MW_FINISH_ERROR, MW_ERR_OUT_OF_MEMORY, "out of memory during a forward step");
+        } catch (const std::exception& e) {
+            sched_->finish_all(MW_FINISH_ERROR, MW_ERR_INTERNAL, e.what());
+        }
+    }
+    // Shutdown: everything still running ends as cancelled.
+    sched_->finish_all(MW_FINISH_CANCELLED, MW_ERR_CANCELLED, "");
+}
+
+}  // namespace mw

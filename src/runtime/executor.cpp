@@ -1,0 +1,310 @@
+// The forward pass of the llama family, one step over a batch of tokens:
+//
+//   x = token_embd[token]
+//   for each layer:
+//     xb = rmsnorm(x) * attn_norm
+//     q, k, v = xb Wq (+bq), xb Wk (+bk), xb Wv (+bv)   rope(q, k) at each token's position
+//     store k, v in the sequence's KV blocks
+//     att = softmax(q K^T / sqrt(hd)) V   over the sequence's positions <= pos
+//     x += att Wo
+//     xb = rmsnorm(x) * ffn_norm
+//     x += (silu(xb Wgate) * (xb Wup)) Wdown
+//   logits = rmsnorm(x) * output_norm  Woutput    (only rows that want logits)
+#include "runtime/executor.h"
+
+#include "base/error.h"
+#include "base/half.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/ops.h"
+#include "quant/quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace mw {
+
+namespace {
+
+size_t act_row_bytes(gguf::TensorType weight_type, int64_t n) {
+    const gguf::TensorTypeInfo* ti = gguf::tensor_type_info((uint32_t)quant::vec_dot_type(weight_type));
+    return gguf::row_bytes(*ti, (uint64_t)n);
+}
+
+// Largest activation row any weight of the model needs, in bytes.
+size_t max_act_row_bytes(const ModelConfig& c) {
+    const int64_t n = std::max<int64_t>({c.n_embd, c.max_n_ff(), (int64_t)c.max_n_head() * c.head_dim});
+    return (size_t)n * 4 + 64;  // F32 is the widest vec_dot type
+}
+
+}  // namespace
+
+Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& pool, int32_t max_batch_tokens,
+                   int32_t max_logit_rows, int32_t n_ctx)
+    : model_(std::move(model)), kv_(kv), pool_(pool), max_batch_(max_batch_tokens), max_logit_rows_(max_logit_rows),
+      n_ctx_(n_ctx) {
+    const ModelConfig& c = model_->config();
+    const size_t B = (size_t)max_batch_;
+    const size_t q_dim = (size_t)c.max_n_head() * c.head_dim;
+    x_.resize(B * c.n_embd);
+    xb_.resize(B * c.n_embd);
+    tmp_.resize(B * c.n_embd);
+    q_.resize(B * q_dim);
+    att_.resize(B * q_dim);
+    k_.resize(B * c.max_kv_dim());
+    v_.resize(B * c.max_kv_dim());
+    g_.resize(B * c.max_n_ff());
+    u_.resize(B * c.max_n_ff());
+    logits_.resize((size_t)max_logit_rows_ * c.n_vocab);
+    rope_cs_.resize(B * (size_t)c.n_rot);
+    scores_.resize((size_t)pool_.size() * (size_t)n_ctx_);
+    act_.resize(3 * B * max_act_row_bytes(c));  // up to three activation types at once
+}
+
+size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int32_t max_logit_rows, int32_t n_ctx,
+                                   int n_threads) {
+    const size_t B = (size_t)max_batch;
+    const size_t q_dim = (size_t)c.max_n_head() * c.head_dim;
+    size_t floats = B * (3 * (size_t)c.n_embd + 2 * q_dim + 2 * (size_t)c.max_kv_dim() + 2 * (size_t)c.max_n_ff() +
+                         (size_t)c.n_rot);
+    floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * n_ctx;
+    return floats * sizeof(float) + 3 * B * max_act_row_bytes(c);
+}
+
+size_t Executor::scratch_bytes() const {
+    return scratch_bytes_for(model_->config(), max_batch_, max_logit_rows_, n_ctx_, pool_.size());
+}
+
+void Executor::matmul(const Weight& w, const float* x, int32_t n, int32_t x_stride, float* y) {
+    const Weight* ws[1] = {&w};
+    float* ys[1] = {y};
+    matmul_shared(ws, 1, x, n, x_stride, ys);
+}
+
+void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, int32_t n, int32_t x_stride,
+                             float* const* ys) {
+    const cpu::KernelTable& kt = cpu::kernels();
+    // Convert the activations once per distinct vec_dot type (mixed-precision
+    // files may give q, k and v different types), in parallel when there are many rows.
+    const size_t slice = (size_t)max_batch_ * max_act_row_bytes(model_->config());
+    gguf::TensorType act_types[3];
+    const uint8_t* acts[3];
+    size_t arbs[3];
+    int n_act = 0;
+    for (int i = 0; i < nw; i++) {
+        const gguf::TensorType at = quant::vec_dot_type(ws[i]->type);
+        int j = 0;
+        while (j < n_act && act_types[j] != at) j++;
+        arbs[i] = act_row_bytes(ws[i]->type, ws[i]->n_in);
+        if (j < n_act) {
+            acts[i] = act_.data() + (size_t)j * slice;
+            continue;
+        }
+        act_types[n_act++] = at;
+        uint8_t* dst = act_.data() + (size_t)j * slice;
+        acts[i] = dst;
+        const cpu::QuantizeActFn quantize = kt.quantize_act[(uint32_t)at];
+        const size_t arb = arbs[i];
+        const size_t n_in = (size_t)ws[i]->n_in;
+        if (n >= 4) {
+            pool_.run([&](int ti, int nt) {
+                int64_t t0, t1;
+                ThreadPool::chunk(n, 1, ti, nt, &t0, &t1);
+                for (int64_t t = t0; t < t1; t++) quantize(x + t * x_stride, dst + t * arb, n_in);
+            });
+        } else {
+            for (int32_t t = 0; t < n; t++) quantize(x + (size_t)t * x_stride, dst + t * arb, n_in);
+        }
+    }
+    // Split every weight's rows across the threads; each thread does its share of each.
+    pool_.run([&](int ti, int nt) {
+        for (int i = 0; i < nw; i++) {
+            const Weight& w = *ws[i];
+            int64_t r0, r1;
+            ThreadPool::chunk(w.n_out, 16, ti, nt, &r0, &r1);
+            if (r0 >= r1) continue;
+            const uint8_t* wrows = w.data + (size_t)r0 * w.row_bytes;
+            if (n == 1) {
+                kt.gemv[(uint32_t)w.type]((size_t)w.n_in, wrows, w.row_bytes, (size_t)(r1 - r0), acts[i], ys[i] + r0);
+            } else {
+                kt.gemm[(uint32_t)w.type]((size_t)w.n_in, wrows, w.row_bytes, (size_t)(r1 - r0), acts[i], arbs[i],
+                                          (size_t)n, ys[i] + r0, (size_t)w.n_out);
+            }
+        }
+    });
+}
+
+void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out) {
+    const ModelConfig& c = model_->config();
+    const float* wn = (const float*)w.data;
+    auto body = [&](int64_t t) { cpu::rmsnorm(x + t * c.n_embd, wn, out + t * c.n_embd, c.n_embd, c.rms_eps); };
+    if (n >= 8) {
+        pool_.run([&](int ti, int nt) {
+            int64_t t0, t1;
+            ThreadPool::chunk(n, 1, ti, nt, &t0, &t1);
+            for (int64_t t = t0; t < t1; t++) body(t);
+        });
+    } else {
+        for (int32_t t = 0; t < n; t++) body(t);
+    }
+}
+
+void Executor::embed(const Batch& batch) {
+    const ModelConfig& c = model_->config();
+    const Weight& e = model_->weights().token_embd;
+    for (size_t t = 0; t < batch.tokens.size(); t++) {
+        const int32_t id = batch.tokens[t].token;
+        if (id < 0 || id >= c.n_vocab) fail(MW_ERR_INVALID_ARGUMENT, "token id " + std::to_string(id) + " out of range");
+        quant::dequantize_row(e.type, e.data + (size_t)id * e.row_bytes, x_.data() + t * c.n_embd, (size_t)c.n_embd);
+    }
+}
+
+void Executor::attention_layer(const Batch& batch, int32_t il) {
+    const ModelConfig& c = model_->config();
+    const LayerConfig& lc = c.layers[(size_t)il];
+    const LayerWeights& lw = model_->weights().layers[(size_t)il];
+    const int32_t n = (int32_t)batch.tokens.size();
+    const int32_t hd = c.head_dim;
+    const int32_t q_dim = lc.n_head * hd, kv_dim = lc.n_head_kv * hd;
+    const int32_t half = c.n_rot / 2;
+
+    rmsnorm_rows(x_.data(), lw.attn_norm, n, xb_.data());
+    const Weight* ws[3] = {&lw.wq, &lw.wk, &lw.wv};
+    float* ys[3] = {q_.data(), k_.data(), v_.data()};
+    // q, k, v are written with row strides q_dim / kv_dim (gemm's y_stride = n_out).
+    matmul_shared(ws, 3, xb_.data(), n, c.n_embd, ys);
+
+    // Bias, RoPE, and the K/V store, per token.
+    const bool neox = c.rope_order == RopeOrder::Neox;
+    const bool f16 = kv_.type() == KvType::F16;
+    auto prepare = [&](int64_t t) {
+        float* q = q_.data() + t * q_dim;
+        float* k = k_.data() + t * kv_dim;
+        float* v = v_.data() + t * kv_dim;
+        if (lw.bq) {
+            cpu::add_bias(q, (const float*)lw.bq.data, q_dim);
+            cpu::add_bias(k, (const float*)lw.bk.data, kv_dim);
+            cpu::add_bias(v, (const float*)lw.bv.data, kv_dim);
+        }
+        const float* cs = rope_cs_.data() + t * c.n_rot;
+        cpu::rope(q, lc.n_head, hd, c.n_rot, cs, cs + half, neox);
+        cpu::rope(k, lc.n_head_kv, hd, c.n_rot, cs, cs + half, neox);
+        const BatchToken& bt = batch.tokens[(size_t)t];
+        const BlockTable& table = *batch.tables[(size_t)bt.seq];
+        uint8_t* kd = kv_.k_row(table, il, bt.pos);
+        uint8_t* vd = kv_.v_row(table, il, bt.pos);
+        if (f16) {
+            uint16_t* kh = (uint16_t*)kd;
+            uint16_t* vh = (uint16_t*)vd;
+            for (int32_t i = 0; i < kv_dim; i++) {
+                kh[i] = f32_to_f16(k[i]);
+                vh[i] = f32_to_f16(v[i]);
+            }
+        } else {
+            std::memcpy(kd, k, (size_t)kv_dim * 4);
+            std::memcpy(vd, v, (size_t)kv_dim * 4);
+        }
+    };
+    for (int32_t t = 0; t < n; t++) prepare(t);
+
+    // Attention over each (token, head): two passes (scores, then weighted sum of V).
+    const cpu::AttentionRowOps& ops = cpu::attention_row_ops();
+    const float scale = 1.0f / std::sqrt((float)hd);
+    const int32_t group = lc.n_head / lc.n_head_kv;
+    const int64_t items = (int64_t)n * lc.n_head;
+    pool_.run([&](int ti, int nt) {
+        int64_t i0, i1;
+        ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
+        float* scores = scores_.data() + (size_t)ti * n_ctx_;
+        for (int64_t item = i0; item < i1; item++) {
+            const int64_t t = item / lc.n_head;
+            const int32_t h = (int32_t)(item % lc.n_head);
+            const BatchToken& bt = batch.tokens[(size_t)t];
+            const BlockTable& table = *batch.tables[(size_t)bt.seq];
+            const float* q = q_.data() + t * q_dim + (size_t)h * hd;
+            const size_t koff = (size_t)(h / group) * hd;
+            const int32_t n_pos = bt.pos + 1;
+            float mx = -INFINITY;
+            for (int32_t p = 0; p < n_pos; p++) {
+                const uint8_t* kr = kv_.k_row(table, il, p);
+                const float s = (f16 ? ops.dot_f16(q, (const uint16_t*)kr + koff, hd)
+                                     : ops.dot_f32(q, (const float*)kr + koff, hd)) * scale;
+                scores[p] = s;
+                mx = std::max(mx, s);
+            }
+            float sum = 0;
+            for (int32_t p = 0; p < n_pos; p++) {
+                scores[p] = std::exp(scores[p] - mx);
+                sum += scores[p];
+            }
+            const float inv = 1.0f / sum;
+            float* out = att_.data() + t * q_dim + (size_t)h * hd;
+            std::memset(out, 0, (size_t)hd * sizeof(float));
+            for (int32_t p = 0; p < n_pos; p++) {
+                const uint8_t* vr = kv_.v_row(table, il, p);
+                if (f16) ops.axpy_f16(out, scores[p] * inv, (const uint16_t*)vr + koff, hd);
+                else ops.axpy_f32(out, scores[p] * inv, (const float*)vr + koff, hd);
+            }
+        }
+    });
+
+    matmul(lw.wo, att_.data(), n, q_dim, tmp_.data());
+    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_.data() + (size_t)t * c.n_embd, tmp_.data() + (size_t)t * c.n_embd, c.n_embd);
+}
+
+void Executor::ffn_layer(int32_t n, int32_t il) {
+    const ModelConfig& c = model_->config();
+    const LayerConfig& lc = c.layers[(size_t)il];
+    const LayerWeights& lw = model_->weights().layers[(size_t)il];
+    rmsnorm_rows(x_.data(), lw.ffn_norm, n, xb_.data());
+    const Weight* ws[2] = {&lw.w_gate, &lw.w_up};
+    float* ys[2] = {g_.data(), u_.data()};
+    matmul_shared(ws, 2, xb_.data(), n, c.n_embd, ys);
+    for (int32_t t = 0; t < n; t++)
+        cpu::silu_mul(g_.data() + (size_t)t * lc.n_ff, u_.data() + (size_t)t * lc.n_ff, lc.n_ff);
+    matmul(lw.w_down, g_.data(), n, lc.n_ff, tmp_.data());
+    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_.data() + (size_t)t * c.n_embd, tmp_.data() + (size_t)t * c.n_embd, c.n_embd);
+}
+
+void Executor::output(const Batch& batch) {
+    const ModelConfig& c = model_->config();
+    const ModelWeights& w = model_->weights();
+    // Gather the rows that want logits, normalise, project to the vocabulary.
+    int32_t m = 0;
+    for (size_t t = 0; t < batch.tokens.size(); t++) {
+        if (!batch.tokens[t].want_logits) continue;
+        cpu::rmsnorm(x_.data() + t * c.n_embd, (const float*)w.output_norm.data, xb_.data() + (size_t)m * c.n_embd,
+                     c.n_embd, c.rms_eps);
+        m++;
+    }
+    if (m > 0) matmul(w.output, xb_.data(), m, c.n_embd, logits_.data());
+}
+
+void Executor::forward(const Batch& batch) {
+    const ModelConfig& c = model_->config();
+    const int32_t n = (int32_t)batch.tokens.size();
+    if (n == 0) return;
+    if (n > max_batch_) fail(MW_ERR_INTERNAL, "batch of " + std::to_string(n) + " tokens exceeds the step size");
+    if (batch.n_logits() > max_logit_rows_) fail(MW_ERR_INTERNAL, "too many logit rows in one batch");
+    for (const auto& bt : batch.tokens) {
+        if (bt.pos < 0 || bt.pos >= n_ctx_) fail(MW_ERR_INTERNAL, "position beyond the context");
+        const BlockTable& table = *batch.tables[(size_t)bt.seq];
+        if ((size_t)(bt.pos / kv_.block_tokens()) >= table.blocks.size())
+            fail(MW_ERR_INTERNAL, "position not covered by the sequence's KV blocks");
+    }
+    embed(batch);
+    const float* factors = model_->weights().rope_freq_factors.empty() ? nullptr
+                                                                        : model_->weights().rope_freq_factors.data();
+    for (int32_t t = 0; t < n; t++) {
+        float* cs = rope_cs_.data() + (size_t)t * c.n_rot;
+        cpu::rope_angles(batch.tokens[(size_t)t].pos, c.n_rot, c.rope_theta, c.rope_freq_scale, factors, cs,
+                         cs + c.n_rot / 2);
+    }
+    for (int32_t l = 0; l < c.n_layer; l++) {
+        if (c.layers[(size_t)l].n_head > 0) attention_layer(batch, l);
+        if (c.layers[(size_t)l].n_ff > 0) ffn_layer(n, l);
+    }
+    output(batch);
+}
+
+}  // namespace mw

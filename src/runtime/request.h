@@ -1,0 +1,63 @@
+// Request: what a caller submitted, and the queue of events the engine sends
+// back. Shared (std::shared_ptr) between the caller's handle and the engine,
+// so either side may finish first.
+#pragma once
+
+#include "runtime/sampler.h"
+
+#include <memwise/memwise.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace mw {
+
+struct RequestEvent {
+    int32_t kind = MW_EVENT_TOKEN;
+    int32_t token = -1;
+    std::string text;
+    int32_t finish_reason = MW_FINISH_NONE;
+    mw_status status = MW_OK;
+    uint32_t n_prompt_tokens = 0;
+    uint32_t n_generated_tokens = 0;
+};
+
+class Request {
+public:
+    // Set at submit, read-only afterwards.
+    std::vector<int32_t> prompt;
+    SamplingParams sampling;
+    uint32_t max_tokens = 0;      // 0 = until the context is full
+    bool ignore_eos = false;
+    int32_t priority = 0;
+    uint64_t arrival = 0;         // submission order
+    std::vector<std::string> stops;
+    mw_event_callback callback = nullptr;
+    void* user_data = nullptr;
+    const mw_request* handle = nullptr;  // what the callback is given
+
+    std::atomic<bool> cancel_requested{false};
+
+    // Engine side: deliver an event (to the callback and/or the queue).
+    void deliver(RequestEvent ev);
+    bool finished() const;
+
+    // Caller side: wait up to timeout_ms (<0 forever) for the next event.
+    // Returns false on timeout. After the finish event, returns it again.
+    bool next(int32_t timeout_ms, RequestEvent* out);
+
+private:
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<RequestEvent> queue_;
+    bool finished_ = false;
+    RequestEvent finish_;
+};
+
+}  // namespace mw
