@@ -30,6 +30,8 @@ const char* value_type_name(ValueType t);
 // mapping (elements are little-endian, unaligned: read them with the accessors).
 struct Value {
     ValueType type = ValueType::UINT8;
+    std::string_view key;  // the key, into the image (for messages)
+    uint64_t offset = 0;   // byte offset of this key/value record (file order, messages)
     // scalars
     uint64_t u = 0;     // unsigned ints and bool
     int64_t i = 0;      // signed ints (also set for unsigned ones that fit)

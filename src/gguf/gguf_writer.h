@@ -39,8 +39,20 @@ public:
     void write(const std::string& path) const;
 
 private:
-    struct Kv;
-    struct Tensor;
+    struct Kv {
+        std::string key;
+        ValueType type;
+        std::vector<uint8_t> bytes;  // the value as serialized after its type
+    };
+    struct Tensor {
+        std::string name;
+        TensorType type;
+        uint32_t n_dims;
+        uint64_t ne[4];
+        std::vector<uint8_t> data;
+    };
+    void set_raw(const std::string& key, ValueType type, std::vector<uint8_t> bytes);
+    template <class Sink> void emit(Sink& sink) const;
     std::vector<Kv> kvs_;
     std::vector<Tensor> tensors_;
     uint64_t alignment_;
