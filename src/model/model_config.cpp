@@ -97,6 +97,7 @@ ModelConfig read_model_config(const gguf::File& f) {
     if (c.head_dim <= 0 || (!key_len && c.n_embd % n_head_max != 0))
         fail(MW_ERR_FORMAT, "cannot derive head dimension from embedding_length " + std::to_string(c.n_embd) +
                                 " and head_count " + std::to_string(n_head_max));
+    if (c.head_dim > 512) fail(MW_ERR_UNSUPPORTED, "head dimension " + std::to_string(c.head_dim) + " above 512");
     const uint64_t val_len = f.get_uint(a + "attention.value_length", (uint64_t)c.head_dim);
     if (val_len != (uint64_t)c.head_dim)
         fail(MW_ERR_UNSUPPORTED, "value_length " + std::to_string(val_len) + " differs from key_length");

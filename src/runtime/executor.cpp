@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/half.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/ops.h"
 #include "quant/quant.h"
@@ -58,6 +59,7 @@ Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& 
     logits_.resize((size_t)max_logit_rows_ * c.n_vocab);
     rope_cs_.resize(B * (size_t)c.n_rot);
     scores_.resize((size_t)pool_.size() * (size_t)n_ctx_);
+    row_ptrs_.resize((size_t)pool_.size() * 2 * (size_t)n_ctx_);
     act_.resize(3 * B * max_act_row_bytes(c));  // up to three activation types at once
 }
 
@@ -68,6 +70,7 @@ size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int3
     size_t floats = B * (3 * (size_t)c.n_embd + 2 * q_dim + 2 * (size_t)c.max_kv_dim() + 2 * (size_t)c.max_n_ff() +
                          (size_t)c.n_rot);
     floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * n_ctx;
+    floats += (size_t)n_threads * n_ctx * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
     return floats * sizeof(float) + 3 * B * max_act_row_bytes(c);
 }
 
@@ -207,8 +210,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     };
     for (int32_t t = 0; t < n; t++) prepare(t);
 
-    // Attention over each (token, head): two passes (scores, then weighted sum of V).
-    const cpu::AttentionRowOps& ops = cpu::attention_row_ops();
+    // Attention over each (token, head) pair, split across the threads.
     const float scale = 1.0f / std::sqrt((float)hd);
     const int32_t group = lc.n_head / lc.n_head_kv;
     const int64_t items = (int64_t)n * lc.n_head;
@@ -216,35 +218,27 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
         int64_t i0, i1;
         ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
         float* scores = scores_.data() + (size_t)ti * n_ctx_;
+        const void** k_rows = row_ptrs_.data() + (size_t)ti * 2 * n_ctx_;
+        const void** v_rows = k_rows + n_ctx_;
+        int64_t rows_for = -1;  // token whose row pointers are loaded, per KV group
+        int32_t rows_group = -1;
         for (int64_t item = i0; item < i1; item++) {
             const int64_t t = item / lc.n_head;
             const int32_t h = (int32_t)(item % lc.n_head);
             const BatchToken& bt = batch.tokens[(size_t)t];
-            const BlockTable& table = *batch.tables[(size_t)bt.seq];
-            const float* q = q_.data() + t * q_dim + (size_t)h * hd;
-            const size_t koff = (size_t)(h / group) * hd;
             const int32_t n_pos = bt.pos + 1;
-            float mx = -INFINITY;
-            for (int32_t p = 0; p < n_pos; p++) {
-                const uint8_t* kr = kv_.k_row(table, il, p);
-                const float s = (f16 ? ops.dot_f16(q, (const uint16_t*)kr + koff, hd)
-                                     : ops.dot_f32(q, (const float*)kr + koff, hd)) * scale;
-                scores[p] = s;
-                mx = std::max(mx, s);
+            if (rows_for != t || rows_group != h / group) {
+                const BlockTable& table = *batch.tables[(size_t)bt.seq];
+                const size_t koff = (size_t)(h / group) * hd * kv_.elem_bytes();
+                for (int32_t p = 0; p < n_pos; p++) {
+                    k_rows[p] = kv_.k_row(table, il, p) + koff;
+                    v_rows[p] = kv_.v_row(table, il, p) + koff;
+                }
+                rows_for = t;
+                rows_group = h / group;
             }
-            float sum = 0;
-            for (int32_t p = 0; p < n_pos; p++) {
-                scores[p] = std::exp(scores[p] - mx);
-                sum += scores[p];
-            }
-            const float inv = 1.0f / sum;
-            float* out = att_.data() + t * q_dim + (size_t)h * hd;
-            std::memset(out, 0, (size_t)hd * sizeof(float));
-            for (int32_t p = 0; p < n_pos; p++) {
-                const uint8_t* vr = kv_.v_row(table, il, p);
-                if (f16) ops.axpy_f16(out, scores[p] * inv, (const uint16_t*)vr + koff, hd);
-                else ops.axpy_f32(out, scores[p] * inv, (const float*)vr + koff, hd);
-            }
+            cpu::attention_head(q_.data() + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, scores,
+                                att_.data() + t * q_dim + (size_t)h * hd);
         }
     });
 

@@ -49,6 +49,7 @@ private:
     int32_t n_ctx_;
     // Scratch, [max_batch][dim] row-major.
     std::vector<float> x_, xb_, q_, k_, v_, att_, g_, u_, tmp_, logits_, rope_cs_, scores_;
+    std::vector<const void*> row_ptrs_;  // per thread: K and V row of each position
     std::vector<uint8_t> act_;  // activations converted to the weights' vec_dot type
 };
 

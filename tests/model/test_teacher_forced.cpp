@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -71,7 +72,7 @@ void check(const char* model_file, const char* fixture, double min_top1, double 
     auto m = Model::load(path);
     assert_int_equal((int)t.n_vocab, m->config().n_vocab);
     const int chunk = 64, n_ctx = (int)t.n_tokens + 16;
-    KvCache kv(m->config(), KvType::F16, 16, n_ctx / 16 + 1);  // F16 KV, as llama.cpp's default
+    KvCache kv(m->config(), std::getenv("MW_TEACHER_F32KV") ? KvType::F32 : KvType::F16, 16, n_ctx / 16 + 1);  // F16 KV, as llama.cpp default
     ThreadPool pool(2);
     Executor ex(m, kv, pool, chunk, chunk, n_ctx);
     BlockTable table;
@@ -117,6 +118,9 @@ void check(const char* model_file, const char* fixture, double min_top1, double 
             const double p_rest = std::max(0.0, 1.0 - p_mass), q_rest = std::max(1e-300, 1.0 - q_mass);
             if (p_rest > 0) kl += p_rest * std::log(p_rest / q_rest);
             kls.push_back(kl);
+            if (std::getenv("MW_TEACHER_VERBOSE"))
+                std::printf("pos %zu token %d: KL %.6f memwise top %d, llama.cpp top %d\n", pos, t.tokens[pos], kl,
+                            argmax, teacher_top);
             min_mass = std::min(min_mass, p_mass);
         }
     }
