@@ -1,10 +1,11 @@
-// Sampler: picks the next token from a row of logits. Greedy when temperature
-// is 0; otherwise the chain repetition penalty -> top-k -> top-p -> min-p ->
+// Sampler: picks the next token from a row of logits. Repetition penalty, then
+// greedy when temperature is 0; otherwise top-k -> top-p -> min-p ->
 // temperature -> draw, in llama.cpp's order. A seeded generator of our own
 // (not std::) makes runs reproducible across platforms and library versions.
 // Works in a scratch buffer sized once, so sampling allocates nothing per token.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -20,23 +21,37 @@ struct SamplingParams {
     uint64_t seed = 0;
 };
 
-// Returns "" when valid, else a message naming the bad field and value.
+// Returns "" when valid, else a message naming the bad field and value (a
+// thread-local buffer, valid until the next call on the same thread).
 const char* validate_sampling(const SamplingParams& p);
 
 class Sampler {
 public:
+    // Throws mw::Error(MW_ERR_INVALID_ARGUMENT) for invalid params or n_vocab <= 0.
+    // params.seed must be concrete (the caller resolves MW_SEED_RANDOM).
     Sampler(const SamplingParams& params, int32_t n_vocab);
-    // logits: n_vocab floats (modified in place: penalties, temperature).
-    // history: previously seen tokens (prompt + generated), for the penalty.
+    // logits: n_vocab floats (modified in place by the repetition penalty; a
+    // NaN counts as -inf). history: previously seen tokens (prompt +
+    // generated), for the penalty; ids outside [0, n_vocab) are ignored.
+    // Allocates nothing.
     int32_t sample(float* logits, const int32_t* history, size_t n_history);
 
 private:
+    // One candidate token: its logit and its softmax weight (exp(logit - max)),
+    // kept side by side so the partial sorts move contiguous data.
+    struct Candidate {
+        float logit;
+        float weight;
+        int32_t id;
+    };
+    uint64_t next_u64();    // xoshiro256**
     double next_uniform();  // [0, 1)
+    void apply_penalty(float* logits, const int32_t* history, size_t n_history);
     SamplingParams params_;
     int32_t n_vocab_;
-    uint64_t rng_state_;
-    std::vector<int32_t> idx_;
-    std::vector<float> probs_;
+    uint64_t rng_[4];
+    std::vector<Candidate> cand_;  // n_vocab entries; a prefix of them is kept
+    std::vector<uint8_t> seen_;    // by token id: penalized already this call
 };
 
 }  // namespace mw
