@@ -32,11 +32,19 @@ public:
     virtual std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const = 0;
 
     // The bytes of one token (SentencePiece: '▁' -> ' ', <0xXX> -> the byte;
-    // BPE: byte-level unicode mapped back to bytes). Special/control tokens give
-    // their text when render_special, else "". id must be valid (checked by callers).
+    // BPE: byte-level unicode mapped back to bytes). Control/unknown tokens give
+    // their text when render_special, else ""; user-defined tokens always give
+    // theirs (as in llama.cpp). id must be valid (checked by callers).
     virtual std::string piece(int32_t id, bool render_special) const = 0;
-    // Concatenated pieces; SentencePiece drops the leading space of the first
-    // piece after BOS the way llama.cpp's detokenizer does.
+    // The same bytes without allocating: a view into a table built at load,
+    // valid as long as the Tokenizer (for the streaming hot path).
+    virtual std::string_view piece_view(int32_t id, bool render_special) const = 0;
+    // Concatenated pieces. Where the vocabulary adds a space prefix
+    // (SentencePiece) the leading space of the first text piece comes off: the
+    // first token's, or the one after a leading BOS that renders as nothing,
+    // so decode(encode(text)) == text with or without BOS. BPE vocabularies
+    // whose pre-tokenizer asks for it (gpt2, llama3) get llama.cpp's clean-up
+    // of " ." " ," " 's" etc.
     virtual std::string decode(const std::vector<int32_t>& ids, bool render_special) const = 0;
 
     int32_t n_vocab() const { return n_vocab_; }

@@ -1,0 +1,105 @@
+// Private to the tokenizer: the vocabulary shared by the BPE and SentencePiece
+// tokenizers, and the common half of encode/decode (special-token splitting,
+// BOS/EOS, detokenizer clean-up). Mirrors llama.cpp's llama-vocab.cpp so that
+// token ids match it exactly.
+#pragma once
+
+#include "model/tokenizer.h"
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace mw::tok {
+
+// llama.cpp's per-token attribute bits (llama_token_attr). A token can carry
+// several: e.g. an end-of-turn token whose type said Normal is forced Control.
+enum AttrBits : uint32_t {
+    kAttrUndefined = 0,
+    kAttrUnknown = 1u << 0,
+    kAttrUnused = 1u << 1,
+    kAttrNormal = 1u << 2,
+    kAttrControl = 1u << 3,
+    kAttrUserDefined = 1u << 4,
+    kAttrByte = 1u << 5,
+};
+
+struct Vocab {
+    std::vector<std::string> text;   // id -> token text as stored in the file
+    std::vector<float> score;
+    std::vector<uint32_t> attr;      // AttrBits
+    // text -> id. Keys view into `text`, which never changes after loading.
+    std::unordered_map<std::string_view, int32_t> to_id;
+    int32_t unk = -1;
+    bool add_space_prefix = false;
+    bool clean_spaces = false;       // llama.cpp's detokenizer clean-up passes
+    // Control, user-defined and unknown tokens, longest text first: the order
+    // in which llama.cpp splits them out of the input.
+    std::vector<int32_t> special_by_length;
+
+    int32_t find(std::string_view s) const {
+        auto it = to_id.find(s);
+        return it == to_id.end() ? -1 : it->second;
+    }
+};
+
+// Common machinery; BpeTokenizer and SpmTokenizer fill in the per-fragment
+// encoder and the piece of a normal token.
+class VocabTokenizer : public Tokenizer {
+public:
+    VocabTokenizer() = default;
+    VocabTokenizer(const VocabTokenizer&) = delete;  // Vocab::to_id views into Vocab::text
+    VocabTokenizer& operator=(const VocabTokenizer&) = delete;
+
+    std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const override;
+    std::string piece(int32_t id, bool render_special) const override;
+    std::string_view piece_view(int32_t id, bool render_special) const override;
+    std::string decode(const std::vector<int32_t>& ids, bool render_special) const override;
+
+    Vocab& vocab() { return vocab_; }
+    const Vocab& vocab() const { return vocab_; }
+    // from_gguf fills the fields Tokenizer keeps for its callers.
+    void set_identity(std::string model, std::string pre) { model_ = std::move(model); pre_ = std::move(pre); }
+    void set_special(int32_t bos, int32_t eos, int32_t eot, std::vector<int32_t> eog, bool add_bos, bool add_eos);
+    // Reads what only this kind of tokenizer needs (BPE: the merges) once the
+    // vocabulary is loaded, and prepares for encoding.
+    virtual void load_extra(const gguf::File& file) = 0;
+    // Computes every token's piece once (after attributes are final).
+    void build_piece_cache();
+
+protected:
+    // One piece of raw text between special tokens. prev_special: the fragment
+    // follows a special token or starts the input (SentencePiece adds its space
+    // prefix there).
+    virtual void encode_fragment(std::string_view text, bool prev_special, std::vector<int32_t>& out) const = 0;
+    // The bytes of a Normal token.
+    virtual std::string normal_piece(int32_t id) const = 0;
+    // The byte a <0xXX> token stands for, or -1.
+    int byte_of_token(int32_t id) const;
+
+    Vocab vocab_;
+
+private:
+    std::string piece_uncached(int32_t id) const;  // as rendered with specials
+    void clean_spaces(std::string& text) const;
+
+    std::string piece_bytes_;             // all pieces, concatenated
+    std::vector<uint32_t> piece_offset_;  // n_vocab + 1 offsets into piece_bytes_
+};
+
+// Defaults llama.cpp applies per pre-tokenizer before the file's own flags.
+struct BpeDefaults {
+    bool add_bos = false;
+    bool clean_spaces = true;
+};
+
+// Throws mw::Error(MW_ERR_UNSUPPORTED) for a pre-tokenizer memwise does not know.
+std::unique_ptr<VocabTokenizer> make_bpe_tokenizer(const std::string& pre, BpeDefaults& defaults);
+std::unique_ptr<VocabTokenizer> make_spm_tokenizer();
+
+// For tests: the pieces (UTF-8, before byte encoding) the BPE pre-tokenizer
+// `pre` cuts text into. Throws MW_ERR_UNSUPPORTED like make_bpe_tokenizer.
+std::vector<std::string> bpe_pretokenize(const std::string& pre, std::string_view text);
+
+}  // namespace mw::tok
