@@ -1,0 +1,186 @@
+#!/bin/sh
+# Drives the built `memwise` binary for one CTest case:
+#   cli_test.sh CASE MEMWISE_BINARY [EXAMPLE_BINARY]
+# Exit 0 = pass, 77 = skipped (a model is absent; the reason is printed),
+# anything else = fail. Models are found in $MEMWISE_TEST_MODELS, then
+# $MEMWISE_SOURCE_DIR/../shared/models, then the setup script's cache.
+set -u
+
+CASE=$1
+MW=$2
+EXAMPLE=${3:-}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/memwise-cli-test.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+
+fail() { echo "FAIL [$CASE]: $*"; exit 1; }
+
+find_model() {
+    for d in "${MEMWISE_TEST_MODELS:-}" "${MEMWISE_SOURCE_DIR:+$MEMWISE_SOURCE_DIR/../shared/models}" \
+             "${MEMWISE_MODEL_CACHE:-}" "${HOME:+$HOME/.cache/memwise/models}"; do
+        if [ -n "$d" ] && [ -f "$d/$1" ]; then echo "$d/$1"; return 0; fi
+    done
+    return 1
+}
+
+require_model() {
+    if ! MODEL=$(find_model "$1"); then
+        echo "SKIP: model $1 not found (\$MEMWISE_TEST_MODELS, ../shared/models, ~/.cache/memwise/models); run scripts/setup.sh"
+        exit 77
+    fi
+}
+
+# run_mw NAME ARGS...: runs memwise, keeps stdout/stderr in $TMP/NAME.out/.err, sets RC.
+run_mw() {
+    name=$1; shift
+    "$MW" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
+    RC=$?
+}
+
+expect_usage_help() {  # expect_usage_help NAME ARGS...
+    name=$1; shift
+    run_mw "$name" "$@"
+    [ "$RC" -eq 0 ] || fail "'memwise $*' exited $RC: $(cat "$TMP/$name.err")"
+    grep -q "Usage" "$TMP/$name.out" || fail "'memwise $*' does not print a usage line"
+}
+
+expect_error() {  # expect_error NAME PATTERN ARGS...: non-zero exit, PATTERN on stderr
+    name=$1; pattern=$2; shift 2
+    run_mw "$name" "$@"
+    [ "$RC" -ne 0 ] || fail "'memwise $*' exited 0"
+    [ -s "$TMP/$name.err" ] || fail "'memwise $*' printed nothing on stderr"
+    grep -qi -- "$pattern" "$TMP/$name.err" || fail "'memwise $*' stderr lacks '$pattern': $(cat "$TMP/$name.err")"
+}
+
+case "$CASE" in
+help)
+    expect_usage_help top --help
+    for c in run chat inspect bench; do
+        grep -q "$c" "$TMP/top.out" || fail "--help does not list '$c'"
+        expect_usage_help "$c" "$c" --help
+        grep -q "memwise $c" "$TMP/$c.out" || fail "'memwise $c --help' does not name the command"
+    done
+    grep -q -- "--temp" "$TMP/run.out" || fail "'run --help' does not document --temp"
+    grep -q -- "--json" "$TMP/bench.out" || fail "'bench --help' does not document --json"
+    run_mw version --version
+    [ "$RC" -eq 0 ] || fail "--version exited $RC"
+    grep -Eq '^memwise [0-9]+\.[0-9]+\.[0-9]+' "$TMP/version.out" || fail "--version printed: $(cat "$TMP/version.out")"
+    run_mw none
+    [ "$RC" -eq 2 ] || fail "no arguments exited $RC, expected 2"
+    grep -q "Usage" "$TMP/none.err" || fail "no arguments: usage not on stderr"
+    ;;
+bad_options)
+    expect_error unknown_cmd "unknown command" frobnicate
+    expect_error unknown_top "unknown option" --frobnicate
+    expect_error unknown_opt "unknown option '--bogus'" run model.gguf -p hi --bogus
+    expect_error bad_number "--temp" run model.gguf -p hi --temp abc
+    expect_error neg_number "-n" run model.gguf -p hi -n -3
+    expect_error out_of_range "--top-p" run model.gguf -p hi --top-p 1.5
+    expect_error missing_value "needs a value" run model.gguf -p
+    expect_error no_prompt "prompt" run model.gguf
+    expect_error no_model "MODEL" inspect
+    expect_error two_models "unexpected argument" inspect a.gguf b.gguf
+    expect_error flag_value "takes no value" bench m.gguf --json=1
+    expect_error bench_zero "--gen-tokens" bench m.gguf --gen-tokens 0
+    [ "$RC" -eq 2 ] || fail "a usage error exited $RC, expected 2"
+    ;;
+missing_model)
+    for c in "run $TMP/nope.gguf -p hi" "inspect $TMP/nope.gguf" "bench $TMP/nope.gguf" "chat $TMP/nope.gguf"; do
+        # shellcheck disable=SC2086
+        expect_error missing "nope.gguf" $c
+        [ ! -s "$TMP/missing.out" ] || fail "'memwise $c' wrote to stdout: $(cat "$TMP/missing.out")"
+    done
+    ;;
+run)
+    require_model stories260K.gguf
+    run_mw a run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1
+    [ "$RC" -eq 0 ] || fail "run exited $RC: $(cat "$TMP/a.err")"
+    [ -n "$(tr -d ' \n' <"$TMP/a.out")" ] || fail "run printed no text"
+    run_mw b run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1
+    cmp -s "$TMP/a.out" "$TMP/b.out" || fail "greedy output differs between runs: '$(cat "$TMP/a.out")' vs '$(cat "$TMP/b.out")'"
+    # "-f -" reads the prompt from stdin.
+    printf 'Once upon a time' | "$MW" run "$MODEL" -f - -n 16 --temp 0 --threads 1 >"$TMP/s.out" 2>"$TMP/s.err" ||
+        fail "run -f - failed: $(cat "$TMP/s.err")"
+    cmp -s "$TMP/a.out" "$TMP/s.out" || fail "prompt from stdin gives different output: '$(cat "$TMP/s.out")'"
+    # A fixed seed makes sampling repeatable too; -f reads the prompt from a file.
+    printf 'Once upon a time' >"$TMP/prompt.txt"
+    run_mw c run "$MODEL" -f "$TMP/prompt.txt" -n 16 --temp 0.9 --seed 7 --top-k 0
+    [ "$RC" -eq 0 ] || fail "seeded run exited $RC: $(cat "$TMP/c.err")"
+    run_mw d run "$MODEL" -p "Once upon a time" -n 16 --temp 0.9 --seed 7 --top-k 0
+    cmp -s "$TMP/c.out" "$TMP/d.out" || fail "seeded output differs: '$(cat "$TMP/c.out")' vs '$(cat "$TMP/d.out")'"
+    # --verbose reports speeds on stderr, not stdout.
+    run_mw v run "$MODEL" -p "Once upon a time" -n 4 --temp 0 --verbose
+    [ "$RC" -eq 0 ] || fail "verbose run exited $RC"
+    grep -q "prefill" "$TMP/v.err" || fail "--verbose printed no timings: $(cat "$TMP/v.err")"
+    grep -q "tok/s" "$TMP/v.out" && fail "--verbose timings went to stdout"
+    # A context too small for the prompt plus generation is an error, not a crash.
+    expect_error overflow "MW_ERR" run "$MODEL" -p "Once upon a time" -n 64 --ctx 8
+    echo "output: $(cat "$TMP/a.out")"
+    ;;
+inspect)
+    require_model stories260K.gguf
+    run_mw i inspect "$MODEL" --tensors
+    [ "$RC" -eq 0 ] || fail "inspect exited $RC: $(cat "$TMP/i.err")"
+    grep -Eq '^architecture: +llama' "$TMP/i.out" || fail "no 'architecture: llama' in: $(cat "$TMP/i.out")"
+    grep -q "token_embd.weight" "$TMP/i.out" || fail "--tensors does not list token_embd.weight"
+    grep -q "F32" "$TMP/i.out" || fail "no F32 in the tensor type histogram"
+    grep -q "per token" "$TMP/i.out" || fail "no KV bytes per token"
+    grep -Eq 'vocabulary: +512' "$TMP/i.out" || fail "vocabulary is not 512"
+    ;;
+chat)
+    require_model stories260K.gguf
+    # stories260K has no chat template: the command says so and exits 2.
+    printf 'Hello\n' >"$TMP/in.txt"
+    "$MW" chat "$MODEL" -n 8 <"$TMP/in.txt" >"$TMP/c.out" 2>"$TMP/c.err"
+    RC=$?
+    [ "$RC" -eq 2 ] || fail "chat without a template exited $RC, expected 2: $(cat "$TMP/c.err")"
+    grep -q "MW_ERR_UNSUPPORTED" "$TMP/c.err" || fail "no MW_ERR_UNSUPPORTED message: $(cat "$TMP/c.err")"
+    ;;
+chat_smollm)
+    require_model SmolLM2-135M-Instruct.Q4_1.gguf
+    printf 'What is the capital of France?\n/reset\nSay hello.\n/exit\nnot read\n' >"$TMP/in.txt"
+    "$MW" chat "$MODEL" -n 24 --temp 0 --system "You are brief." <"$TMP/in.txt" >"$TMP/c.out" 2>"$TMP/c.err"
+    RC=$?
+    [ "$RC" -eq 0 ] || fail "chat exited $RC: $(cat "$TMP/c.err")"
+    [ "$(grep -c . "$TMP/c.out")" -ge 2 ] || fail "expected two replies, got: $(cat "$TMP/c.out")"
+    grep -q "cleared" "$TMP/c.err" || fail "/reset did not report"
+    grep -q "<|im_" "$TMP/c.out" && fail "template markers leaked into the reply: $(cat "$TMP/c.out")"
+    echo "replies: $(cat "$TMP/c.out")"
+    ;;
+bench)
+    require_model stories260K.gguf
+    run_mw j bench "$MODEL" --prompt-tokens 32 --gen-tokens 8 --threads 1 --json
+    [ "$RC" -eq 0 ] || fail "bench exited $RC: $(cat "$TMP/j.err")"
+    python3 - "$TMP/j.out" <<'PY' || fail "bench --json output is wrong: $(cat "$TMP/j.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+keys = ["model", "threads", "prompt_tokens", "gen_tokens", "load_seconds", "prefill_tokens_per_s",
+        "decode_tokens_per_s", "peak_rss_bytes", "memwise_version"]
+missing = [k for k in keys if k not in d]
+assert not missing, "missing keys %s" % missing
+assert d["prompt_tokens"] == 32 and d["gen_tokens"] == 8 and d["threads"] == 1, d
+assert d["load_seconds"] > 0 and d["prefill_tokens_per_s"] > 0 and d["decode_tokens_per_s"] > 0, d
+assert d["peak_rss_bytes"] > 1 << 20, d
+PY
+    run_mw t bench "$MODEL" --prompt-tokens 16 --gen-tokens 4
+    [ "$RC" -eq 0 ] || fail "bench (text) exited $RC: $(cat "$TMP/t.err")"
+    grep -q "decode" "$TMP/t.out" || fail "bench text output lacks decode: $(cat "$TMP/t.out")"
+    cat "$TMP/j.out"
+    ;;
+example)
+    require_model stories260K.gguf
+    [ -x "$EXAMPLE" ] || fail "example binary '$EXAMPLE' missing"
+    "$EXAMPLE" "$MODEL" "Once upon a time" 16 >"$TMP/e.out" 2>"$TMP/e.err"
+    RC=$?
+    [ "$RC" -eq 0 ] || fail "generate exited $RC: $(cat "$TMP/e.err")"
+    # The example and `memwise run --temp 0` are the same greedy request.
+    run_mw r run "$MODEL" -p "Once upon a time" -n 16 --temp 0
+    cmp -s "$TMP/e.out" "$TMP/r.out" || fail "example '$(cat "$TMP/e.out")' differs from run '$(cat "$TMP/r.out")'"
+    "$EXAMPLE" "$TMP/nope.gguf" "x" >/dev/null 2>"$TMP/e2.err" && fail "example succeeded on a missing file"
+    grep -q "mw_model_open" "$TMP/e2.err" || fail "example error lacks the call name"
+    ;;
+*)
+    fail "unknown case '$CASE'"
+    ;;
+esac
+echo "PASS [$CASE]"
+exit 0

@@ -1,0 +1,234 @@
+// memwise bench: load time, prefill and decode speed and peak memory for one
+// prompt of a fixed number of tokens.
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "common.h"
+
+namespace cli {
+
+static const char* const kCommand = "bench";
+
+static void print_help() {
+    printf("Usage: memwise bench MODEL [options]\n"
+           "\n"
+           "Measures the GGUF model MODEL: load time (open + engine), prefill speed (a\n"
+           "prompt of exactly --prompt-tokens token ids, submit to first token), decode\n"
+           "speed (tokens after the first over the time from first to last token), and\n"
+           "the process's peak RSS. Greedy, end-of-sequence ignored, so exactly\n"
+           "--gen-tokens tokens are generated. The prompt is deterministic pseudo-random\n"
+           "vocabulary ids; each repetition uses a different one so no prefix is reused.\n"
+           "\n"
+           "Options:\n"
+           "  --prompt-tokens N      prompt length in tokens (default 512)\n"
+           "  --gen-tokens N         tokens to generate (default 128)\n"
+           "  --threads N            compute threads (default: number of physical cores)\n"
+           "  --repeat N             runs to average over (default 1)\n"
+           "  --json                 print one JSON object instead of text (\"threads\": 0\n"
+           "                         means the engine default)\n"
+           "  -h, --help             show this help\n");
+}
+
+// splitmix64: a small, fixed generator so the prompt is the same on every run.
+static uint64_t next_random(uint64_t* state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// n token ids drawn from the vocabulary, skipping BOS/EOS/EOT and tokens that
+// render as no text (control tokens), so the prompt looks like ordinary text.
+static std::vector<int32_t> make_prompt(const mw_model* model, const mw_model_info& info, uint32_t n,
+                                        uint64_t seed) {
+    std::vector<int32_t> ids;
+    uint64_t state = seed;
+    uint64_t attempts = 0;
+    while (ids.size() < n) {
+        int32_t id = int32_t(next_random(&state) % info.n_vocab);
+        attempts++;
+        if (id == info.bos_token || id == info.eos_token || id == info.eot_token) continue;
+        // After many misses accept any non-EOG id rather than loop forever.
+        if (attempts < 100ull * n) {
+            char buf[64];
+            size_t len = 0;
+            mw_status st = mw_detokenize(model, &id, 1, 0, buf, sizeof buf, &len);
+            if ((st != MW_OK && st != MW_ERR_BUFFER_TOO_SMALL) || len == 0) continue;
+        }
+        ids.push_back(id);
+    }
+    return ids;
+}
+
+// Token times are taken on the engine thread, in the event callback, at the
+// moment each token is produced: a consumer pulling events could fall behind a
+// fast engine and would then measure its own pace instead.
+struct TokenClock {
+    std::atomic<uint32_t> n_tokens{0};
+    std::atomic<double> first{0}, last{0};
+};
+
+static void on_event(void* user_data, const mw_request*, const mw_event* ev) {
+    if (ev->kind != MW_EVENT_TOKEN) return;
+    TokenClock* clock = static_cast<TokenClock*>(user_data);
+    double t = now_seconds();
+    if (clock->n_tokens.load(std::memory_order_relaxed) == 0) clock->first.store(t);
+    clock->last.store(t);
+    clock->n_tokens.fetch_add(1);
+}
+
+static std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += char(c);
+        } else if (c < 0x20) {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            out += esc;
+        } else {
+            out += char(c);
+        }
+    }
+    return out + "\"";
+}
+
+// JSON has no NaN or infinity.
+static double finite_or_zero(double v) { return isfinite(v) ? v : 0.0; }
+
+int cmd_bench(int argc, char** argv) {
+    ArgReader a(kCommand, argc, argv);
+    std::string model_path;
+    uint32_t prompt_tokens = 512, gen_tokens = 128, threads = 0, repeat = 1;
+    bool json = false;
+    while (a.next()) {
+        if (a.positional()) {
+            if (!model_path.empty()) a.fail(std::string("unexpected argument '") + a.arg() + "' (one MODEL only)");
+            model_path = a.arg();
+        } else if (a.flag("--help", "-h")) {
+            print_help();
+            return kExitOk;
+        } else if (a.u32("--prompt-tokens", "-p", &prompt_tokens, 1)) {
+        } else if (a.u32("--gen-tokens", "-n", &gen_tokens, 1)) {
+        } else if (a.u32("--threads", "-t", &threads, 1)) {
+        } else if (a.u32("--repeat", "-r", &repeat, 1)) {
+        } else if (a.flag("--json")) {
+            json = true;
+        } else {
+            a.unknown();
+        }
+    }
+    if (!a.ok()) return usage_error(kCommand, a.error());
+    if (model_path.empty()) return usage_error(kCommand, "missing MODEL (a .gguf file)");
+    if (uint64_t(prompt_tokens) + gen_tokens > UINT32_MAX)
+        return usage_error(kCommand, "--prompt-tokens plus --gen-tokens is too large");
+
+    double t0 = now_seconds();
+    mw_model* model = open_model(kCommand, model_path);
+    if (!model) return kExitError;
+    mw_engine_options eopts;
+    memset(&eopts, 0, sizeof eopts);
+    eopts.struct_size = sizeof eopts;
+    mw_engine_options_init(&eopts);
+    eopts.n_threads = threads;
+    eopts.n_ctx = prompt_tokens + gen_tokens;
+    eopts.max_sequences = 1;
+    mw_engine* engine = nullptr;
+    mw_status st = mw_engine_create(model, &eopts, &engine);
+    if (st != MW_OK) {
+        print_api_error(kCommand, "cannot create the engine", st);
+        mw_model_close(model);
+        return kExitError;
+    }
+    double load_s = now_seconds() - t0;
+
+    mw_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    st = mw_model_info_get(model, &info);
+    if (st != MW_OK || info.n_vocab == 0) {
+        print_api_error(kCommand, "cannot describe the model", st != MW_OK ? st : MW_ERR_FORMAT);
+        mw_engine_destroy(engine);
+        mw_model_close(model);
+        return kExitError;
+    }
+
+    double prefill_s = 0, decode_s = 0;
+    int rc = kExitOk;
+    for (uint32_t run = 0; run < repeat && rc == kExitOk; run++) {
+        std::vector<int32_t> prompt = make_prompt(model, info, prompt_tokens, 0x6d656d77697365ull + run);
+        mw_request_options opts;
+        memset(&opts, 0, sizeof opts);
+        opts.struct_size = sizeof opts;
+        mw_request_options_init(&opts);
+        opts.prompt_tokens = prompt.data();
+        opts.n_prompt_tokens = prompt.size();
+        opts.max_tokens = gen_tokens;
+        opts.temperature = 0.0f;
+        opts.ignore_eos = 1;
+        opts.seed = 0;
+        TokenClock clock;
+        opts.callback = on_event;
+        opts.user_data = &clock;
+        double t_submit = now_seconds();
+        StreamResult r;
+        stream_request(engine, opts, nullptr, nullptr, &r);
+        r.n_token_events = clock.n_tokens.load();
+        if (!r.submitted) {
+            print_api_error(kCommand, "cannot submit the prompt", r.status);
+            rc = kExitError;
+        } else if (r.interrupted) {
+            fprintf(stderr, "memwise %s: interrupted\n", kCommand);
+            rc = kExitInterrupted;
+        } else if (r.status != MW_OK || r.finish_reason != MW_FINISH_LENGTH || r.n_token_events != gen_tokens) {
+            fprintf(stderr, "memwise %s: run %u ended early (%s after %u of %u tokens): %s %s\n", kCommand, run + 1,
+                    finish_reason_name(r.finish_reason), r.n_token_events, gen_tokens, mw_status_string(r.status),
+                    r.error.c_str());
+            rc = kExitError;
+        }
+        prefill_s += clock.first.load() - t_submit;
+        decode_s += clock.last.load() - clock.first.load();
+    }
+    mw_engine_destroy(engine);
+    mw_model_close(model);
+    if (rc != kExitOk) return rc;
+
+    double prefill_tps = finite_or_zero(double(prompt_tokens) * repeat / prefill_s);
+    double decode_tps = gen_tokens > 1 ? finite_or_zero(double(gen_tokens - 1) * repeat / decode_s) : 0.0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    getrusage(RUSAGE_SELF, &ru);
+    uint64_t peak_rss = uint64_t(ru.ru_maxrss) * 1024;  // Linux reports KiB
+
+    if (json) {
+        printf("{\"model\": %s, \"threads\": %u, \"prompt_tokens\": %u, \"gen_tokens\": %u, \"repeat\": %u, "
+               "\"load_seconds\": %.6f, \"prefill_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, "
+               "\"peak_rss_bytes\": %" PRIu64 ", \"memwise_version\": %s}\n",
+               json_string(model_path).c_str(), threads, prompt_tokens, gen_tokens, repeat, load_s, prefill_tps,
+               decode_tps, peak_rss, json_string(mw_version_string()).c_str());
+    } else {
+        printf("model:      %s\n", model_path.c_str());
+        if (threads)
+            printf("threads:    %u\n", threads);
+        else
+            printf("threads:    default (physical cores)\n");
+        printf("load:       %.3f s\n", load_s);
+        printf("prefill:    %u tokens, %.1f tokens/s\n", prompt_tokens, prefill_tps);
+        printf("decode:     %u tokens, %.1f tokens/s\n", gen_tokens, decode_tps);
+        printf("peak RSS:   %.1f MiB\n", peak_rss / (1024.0 * 1024.0));
+        if (repeat > 1) printf("(averaged over %u runs)\n", repeat);
+        printf("memwise:    %s\n", mw_version_string());
+    }
+    return kExitOk;
+}
+
+}  // namespace cli

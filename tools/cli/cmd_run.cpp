@@ -1,0 +1,143 @@
+// memwise run: one completion of a prompt, streamed to stdout.
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "common.h"
+
+namespace cli {
+
+static const char* const kCommand = "run";
+
+static void print_help() {
+    printf("Usage: memwise run MODEL (-p PROMPT | -f FILE) [options]\n"
+           "\n"
+           "Generates a completion of PROMPT with the GGUF model MODEL and streams it to\n"
+           "stdout as it is generated. Ctrl-C stops generation.\n"
+           "\n"
+           "Prompt:\n"
+           "  -p, --prompt TEXT      the prompt\n"
+           "  -f, --file FILE        read the prompt from FILE ('-' = stdin)\n"
+           "  --chat                 format the prompt as one user message with the model's\n"
+           "                         chat template (and generate the assistant's reply)\n"
+           "  --no-special           treat special-token text in the prompt (\"<|im_start|>\")\n"
+           "                         as plain text\n"
+           "\n"
+           "%s\n%s\n"
+           "Other:\n"
+           "  --verbose              print token counts and speeds to stderr at the end\n"
+           "  -h, --help             show this help\n",
+           kSamplingHelp, kEngineHelp);
+}
+
+int cmd_run(int argc, char** argv) {
+    ArgReader a(kCommand, argc, argv);
+    SamplingArgs sampling;
+    EngineArgs engine_args;
+    std::string model_path, prompt, prompt_file;
+    bool have_prompt = false, have_file = false, chat = false, no_special = false, verbose = false;
+    while (a.next()) {
+        if (a.positional()) {
+            if (!model_path.empty()) a.fail(std::string("unexpected argument '") + a.arg() + "' (one MODEL only)");
+            model_path = a.arg();
+        } else if (a.flag("--help", "-h")) {
+            print_help();
+            return kExitOk;
+        } else if (a.text("--prompt", "-p", &prompt)) {
+            have_prompt = true;
+        } else if (a.text("--file", "-f", &prompt_file)) {
+            have_file = true;
+        } else if (a.flag("--chat")) {
+            chat = true;
+        } else if (a.flag("--no-special")) {
+            no_special = true;
+        } else if (a.flag("--verbose", "-v")) {
+            verbose = true;
+        } else if (!sampling.parse(a) && !engine_args.parse(a)) {
+            a.unknown();
+        }
+    }
+    if (!a.ok()) return usage_error(kCommand, a.error());
+    if (model_path.empty()) return usage_error(kCommand, "missing MODEL (a .gguf file)");
+    if (have_prompt == have_file)
+        return usage_error(kCommand, have_prompt ? "give either -p or -f, not both"
+                                                 : "a prompt is required (-p TEXT or -f FILE)");
+    if (chat && no_special)
+        return usage_error(kCommand, "--no-special cannot be used with --chat (the template's markers are special tokens)");
+    if (have_file && !read_file(prompt_file, &prompt)) {
+        fprintf(stderr, "memwise %s: cannot read prompt file '%s': %s\n", kCommand, prompt_file.c_str(),
+                strerror(errno));
+        return kExitError;
+    }
+    if (prompt.empty()) return usage_error(kCommand, "the prompt is empty");
+
+    double t_load = now_seconds();
+    mw_model* model = open_model(kCommand, model_path);
+    if (!model) return kExitError;
+
+    std::string text = prompt;
+    if (chat) {
+        mw_chat_message msg = {"user", 4, prompt.data(), prompt.size()};
+        mw_status st = chat_format(model, std::vector<mw_chat_message>{msg}, 1, &text);
+        if (st != MW_OK) {
+            print_api_error(kCommand, "cannot format the prompt with the chat template", st);
+            mw_model_close(model);
+            return st == MW_ERR_UNSUPPORTED ? kExitUsage : kExitError;
+        }
+    }
+
+    mw_engine* engine = nullptr;
+    mw_status st = mw_engine_create(model, &engine_args.opts, &engine);
+    if (st != MW_OK) {
+        print_api_error(kCommand, "cannot create the engine", st);
+        mw_model_close(model);
+        return kExitError;
+    }
+    t_load = now_seconds() - t_load;
+
+    std::vector<mw_text> stop_storage;
+    sampling.bind_stops(&stop_storage);
+    mw_request_options& opts = sampling.opts;
+    opts.prompt = text.data();
+    opts.prompt_len = text.size();
+    opts.parse_special = no_special ? 0 : 1;
+    opts.add_special = chat ? needs_add_special(model, text) : 1;
+
+    StreamResult r;
+    stream_request(engine, opts, stdout, nullptr, &r);
+    int rc = kExitOk;
+    if (r.submitted) {
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    if (!r.submitted) {
+        // mw_submit refused the request (mw_last_error is still this thread's).
+        print_api_error(kCommand, "cannot submit the prompt", r.status);
+        rc = kExitError;
+    } else if (r.finish_reason == MW_FINISH_ERROR || (r.status != MW_OK && !r.interrupted)) {
+        fprintf(stderr, "memwise %s: generation failed: %s: %s\n", kCommand, mw_status_string(r.status),
+                r.error.c_str());
+        rc = kExitError;
+    } else if (r.interrupted) {
+        fprintf(stderr, "memwise %s: interrupted\n", kCommand);
+        rc = kExitInterrupted;
+    }
+    if (verbose && rc != kExitError) {
+        double prefill = r.submit_to_first_s > 0 ? r.n_prompt_tokens / r.submit_to_first_s : 0;
+        double decode = r.first_to_last_s > 0 ? (r.n_token_events - 1) / r.first_to_last_s : 0;
+        fprintf(stderr,
+                "memwise: load %.3f s | prompt %u tokens, prefill %.1f tok/s (%.3f s) | "
+                "generated %u tokens, decode %.1f tok/s | finish: %s\n",
+                t_load, r.n_prompt_tokens, prefill, r.submit_to_first_s, r.n_generated_tokens, decode,
+                finish_reason_name(r.finish_reason));
+    }
+    mw_engine_destroy(engine);
+    mw_model_close(model);
+    return rc;
+}
+
+}  // namespace cli
