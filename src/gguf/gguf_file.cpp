@@ -218,8 +218,14 @@ void read_value(Cursor& c, Value& v) {
         if (v.count > c.left() / 8)
             c.error("array length " + num(v.count) + " at offset " + num(count_at) + " exceeds the " + num(c.left()) +
                     " bytes left in the file (a string needs at least 8)");
-        v.strs.reserve((size_t)v.count);
-        for (uint64_t k = 0; k < v.count; k++) v.strs.push_back(c.str("array string"));
+        v.elems = c.here();
+        v.str_offsets.reserve((size_t)v.count);
+        for (uint64_t k = 0; k < v.count; k++) {
+            const uint64_t off = (uint64_t)(c.here() - v.elems);
+            if (off > UINT32_MAX) c.error("string array at offset " + num(count_at) + " spans more than 4 GiB");
+            v.str_offsets.push_back((uint32_t)off);
+            c.str("array string");
+        }
         return;
     }
     const uint64_t es = fixed_size(v.elem_type);
@@ -315,7 +321,10 @@ std::string_view Value::str_at(uint64_t idx) const {
     element(*this, idx);
     if (elem_type != ValueType::STRING)
         format_error(key_prefix(key) + " is an array of " + value_type_name(elem_type) + ", expected strings");
-    return strs[(size_t)idx];
+    const uint8_t* p = elems + str_offsets[(size_t)idx];
+    uint64_t len;
+    std::memcpy(&len, p, 8);  // validated at parse time
+    return std::string_view((const char*)p + 8, (size_t)len);
 }
 
 namespace {

@@ -41,7 +41,8 @@ struct Value {
     ValueType elem_type = ValueType::UINT8;
     uint64_t count = 0;
     const uint8_t* elems = nullptr;        // fixed-size element arrays: raw bytes
-    std::vector<std::string_view> strs;    // STRING arrays, decoded
+    std::vector<uint32_t> str_offsets;     // STRING arrays: where string i starts, from elems
+                                           // (4 bytes a string instead of a view: vocabularies are big)
 
     bool is_array() const { return type == ValueType::ARRAY; }
     bool is_integer() const;

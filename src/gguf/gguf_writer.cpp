@@ -176,7 +176,7 @@ void Writer::copy_metadata(const File& src) {
             put<uint32_t>(b, (uint32_t)v->elem_type);
             put<uint64_t>(b, v->count);
             if (v->elem_type == ValueType::STRING) {
-                for (std::string_view s : v->strs) put_str(b, s);
+                for (uint64_t k = 0; k < v->count; k++) put_str(b, v->str_at(k));
             } else {
                 // Fixed-size elements are already little-endian bytes in the source.
                 if (v->count) b.insert(b.end(), v->elems, v->elems + v->count * elem_size(v->elem_type));

@@ -24,7 +24,8 @@ const char* chat_template_name(ChatTemplateKind kind);
 // default system prompt the template inserts, e.g. SmolLM2's ChatML one, which
 // the caller passes as default_system when the template has one).
 // bos_text/eos_text: the model's BOS/EOS token text, for templates that write
-// them. Throws mw::Error(MW_ERR_UNSUPPORTED) for Unknown and
+// them (pass "" for bos_text when encode() adds BOS itself). The exact form of
+// each family is written in chat_template.cpp (Mistral: the v0.1/v0.2 one). Throws mw::Error(MW_ERR_UNSUPPORTED) for Unknown and
 // MW_ERR_INVALID_ARGUMENT for a bad role sequence the template rejects.
 std::string format_chat(ChatTemplateKind kind, const std::vector<ChatMessage>& messages,
                         bool add_generation_prompt, std::string_view bos_text, std::string_view eos_text,

@@ -84,19 +84,21 @@ void load_vocab(const gguf::File& f, Vocab& v) {
     for (uint64_t i = 0; i < n; ++i) {
         std::string_view s = tokens->str_at(i);
         // llama.cpp renames empty tokens so that every text stays unique.
-        v.text[i] = s.empty() ? "[EMPTY_" + std::to_string(i) + "]" : std::string(s);
+        if (s.empty()) {
+            v.renamed.push_back("[EMPTY_" + std::to_string(i) + "]");
+            s = v.renamed.back();
+        }
+        v.text[i] = s;
         if (scores)
             v.score[i] = scores->elem_type == gguf::ValueType::FLOAT32 ? float(scores->float_at(i))
                                                                         : float(scores->int_at(i));
         if (types) v.attr[i] = attr_from_type(types->int_at(i));
     }
-    v.to_id.reserve(n);
-    for (uint64_t i = 0; i < n; ++i) {
-        auto res = v.to_id.emplace(std::string_view(v.text[i]), int32_t(i));
-        if (!res.second)
-            fail(MW_ERR_FORMAT, std::string(kTokens) + ": duplicate token '" + v.text[i] + "' at ids " +
-                                    std::to_string(res.first->second) + " and " + std::to_string(i));
-    }
+    int32_t twin = -1;
+    const int32_t dup = v.build_index(&twin);
+    if (dup >= 0)
+        fail(MW_ERR_FORMAT, std::string(kTokens) + ": duplicate token '" + std::string(v.text[(size_t)dup]) +
+                                "' at ids " + std::to_string(twin) + " and " + std::to_string(dup));
 }
 
 // A special-token id key: absent -> keep `id`; 0xFFFFFFFF / -1 (how converters
@@ -153,7 +155,7 @@ std::vector<int32_t> VocabTokenizer::encode(std::string_view text, bool add_spec
     for (int32_t id : vocab_.special_by_length) {
         const uint32_t a = vocab_.attr[size_t(id)];
         if (!parse_special && (a & (kAttrControl | kAttrUnknown))) continue;
-        const std::string& st = vocab_.text[size_t(id)];
+        const std::string_view st = vocab_.text[size_t(id)];
         if (text.find(st) == std::string_view::npos) continue;  // cheap common case
         next.clear();
         for (const Fragment& f : frags) {
@@ -196,7 +198,7 @@ std::vector<int32_t> VocabTokenizer::encode(std::string_view text, bool add_spec
 // ---------------------------------------------------------------- pieces
 
 int VocabTokenizer::byte_of_token(int32_t id) const {
-    const std::string& t = vocab_.text[size_t(id)];
+    const std::string_view t = vocab_.text[size_t(id)];
     // llama.cpp reads the two characters after "<0x" as hex.
     if (t.size() < 5) return -1;
     char hex[3] = {t[3], t[4], 0};
@@ -207,7 +209,7 @@ int VocabTokenizer::byte_of_token(int32_t id) const {
 
 std::string VocabTokenizer::piece_uncached(int32_t id) const {
     const uint32_t a = vocab_.attr[size_t(id)];
-    if (a & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return vocab_.text[size_t(id)];
+    if (a & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return std::string(vocab_.text[size_t(id)]);
     if (a & kAttrNormal) return normal_piece(id);
     if (a & kAttrByte) {
         const int b = byte_of_token(id);

@@ -24,6 +24,7 @@ class Tokenizer {
 public:
     // Reads tokenizer.ggml.* from the file. Throws mw::Error: MW_ERR_FORMAT for
     // inconsistent metadata, MW_ERR_UNSUPPORTED for an unknown model or pre-tokenizer.
+    // The tokenizer keeps views into the file's mapping: the file must outlive it.
     static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
     virtual ~Tokenizer() = default;
 

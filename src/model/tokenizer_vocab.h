@@ -6,6 +6,7 @@
 
 #include "model/tokenizer.h"
 
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -26,11 +27,16 @@ enum AttrBits : uint32_t {
 };
 
 struct Vocab {
-    std::vector<std::string> text;   // id -> token text as stored in the file
+    // id -> token text: views into the GGUF mapping (which outlives the
+    // tokenizer), or into `renamed` for the rare empty tokens. Views keep the
+    // vocabulary out of anonymous memory.
+    std::vector<std::string_view> text;
+    std::deque<std::string> renamed;
     std::vector<float> score;
     std::vector<uint32_t> attr;      // AttrBits
-    // text -> id. Keys view into `text`, which never changes after loading.
-    std::unordered_map<std::string_view, int32_t> to_id;
+    // text -> id: open addressing over ids (-1 = empty), a power-of-two size
+    // at least twice the vocabulary; 4 bytes a slot instead of a node per token.
+    std::vector<int32_t> slots;
     int32_t unk = -1;
     bool add_space_prefix = false;
     bool clean_spaces = false;       // llama.cpp's detokenizer clean-up passes
@@ -38,9 +44,37 @@ struct Vocab {
     // in which llama.cpp splits them out of the input.
     std::vector<int32_t> special_by_length;
 
+    static uint64_t hash(std::string_view s) {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a
+        for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+        return h;
+    }
     int32_t find(std::string_view s) const {
-        auto it = to_id.find(s);
-        return it == to_id.end() ? -1 : it->second;
+        if (slots.empty()) return -1;
+        const size_t mask = slots.size() - 1;
+        for (size_t i = (size_t)hash(s) & mask;; i = (i + 1) & mask) {
+            const int32_t id = slots[i];
+            if (id < 0) return -1;
+            if (text[(size_t)id] == s) return id;
+        }
+    }
+    // Builds the index; returns -1, or the first id of a duplicate pair (*dup_of = its twin).
+    int32_t build_index(int32_t* dup_of) {
+        size_t cap = 16;
+        while (cap < 2 * text.size()) cap *= 2;
+        slots.assign(cap, -1);
+        for (size_t id = 0; id < text.size(); id++) {
+            size_t i = (size_t)hash(text[id]) & (cap - 1);
+            while (slots[i] >= 0) {
+                if (text[(size_t)slots[i]] == text[id]) {
+                    *dup_of = slots[i];
+                    return (int32_t)id;
+                }
+                i = (i + 1) & (cap - 1);
+            }
+            slots[i] = (int32_t)id;
+        }
+        return -1;
     }
 };
 

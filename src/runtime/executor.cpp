@@ -110,7 +110,7 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
         const size_t arb = arbs[i];
         const size_t n_in = (size_t)ws[i]->n_in;
         if (n >= 4) {
-            pool_.run([&](int ti, int nt) {
+            pool_.run_sized((int64_t)n * (int64_t)n_in, [&](int ti, int nt) {
                 int64_t t0, t1;
                 ThreadPool::chunk(n, 1, ti, nt, &t0, &t1);
                 for (int64_t t = t0; t < t1; t++) quantize(x + t * x_stride, dst + t * arb, n_in);
@@ -120,7 +120,9 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
         }
     }
     // Split every weight's rows across the threads; each thread does its share of each.
-    pool_.run([&](int ti, int nt) {
+    int64_t work = 0;
+    for (int i = 0; i < nw; i++) work += ws[i]->n_out * ws[i]->n_in * n;
+    pool_.run_sized(work, [&](int ti, int nt) {
         for (int i = 0; i < nw; i++) {
             const Weight& w = *ws[i];
             int64_t r0, r1;
@@ -142,7 +144,7 @@ void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* o
     const float* wn = (const float*)w.data;
     auto body = [&](int64_t t) { cpu::rmsnorm(x + t * c.n_embd, wn, out + t * c.n_embd, c.n_embd, c.rms_eps); };
     if (n >= 8) {
-        pool_.run([&](int ti, int nt) {
+        pool_.run_sized((int64_t)n * c.n_embd * 4, [&](int ti, int nt) {
             int64_t t0, t1;
             ThreadPool::chunk(n, 1, ti, nt, &t0, &t1);
             for (int64_t t = t0; t < t1; t++) body(t);
@@ -214,7 +216,9 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     const float scale = 1.0f / std::sqrt((float)hd);
     const int32_t group = lc.n_head / lc.n_head_kv;
     const int64_t items = (int64_t)n * lc.n_head;
-    pool_.run([&](int ti, int nt) {
+    int64_t work = 0;
+    for (const auto& bt : batch.tokens) work += (int64_t)(bt.pos + 1) * q_dim * 2;
+    pool_.run_sized(work, [&](int ti, int nt) {
         int64_t i0, i1;
         ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
         float* scores = scores_.data() + (size_t)ti * n_ctx_;

@@ -15,7 +15,9 @@
 namespace mw {
 
 namespace {
-// About 100 us of spinning before a worker goes to sleep.
+// Spin (pause) for a few microseconds, then keep polling with yields for a
+// while (a forward pass runs regions back to back), then sleep.
+constexpr int kSpinBeforeYield = 2000;
 constexpr int kSpinIterations = 20000;
 }  // namespace
 
@@ -58,7 +60,12 @@ void ThreadPool::dispatch(Thunk thunk, void* ctx) {
         wake_.notify_all();
     }
     thunk(ctx, 0, n_threads_);
-    while (pending_.load(std::memory_order_acquire) != 0) MW_CPU_RELAX();
+    // Spin briefly, then yield: on an oversubscribed machine a worker may be
+    // waiting for this very core.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; spin++) {
+        if (spin < kSpinBeforeYield) MW_CPU_RELAX();
+        else std::this_thread::yield();
+    }
 }
 
 void ThreadPool::worker(int index) {
@@ -66,7 +73,8 @@ void ThreadPool::worker(int index) {
     for (;;) {
         uint64_t gen = generation_.load(std::memory_order_acquire);
         for (int spin = 0; gen == seen && spin < kSpinIterations; spin++) {
-            MW_CPU_RELAX();
+            if (spin < kSpinBeforeYield) MW_CPU_RELAX();
+            else std::this_thread::yield();
             gen = generation_.load(std::memory_order_acquire);
         }
         if (gen == seen) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace mw {
@@ -26,9 +27,18 @@ public:
     // Not reentrant; called from one thread (the engine's step thread).
     template <class F>
     void run(F&& fn) {
-        auto thunk = [](void* ctx, int i, int n) { (*static_cast<F*>(ctx))(i, n); };
+        using Fn = std::remove_reference_t<F>;
+        auto thunk = [](void* ctx, int i, int n) { (*static_cast<Fn*>(ctx))(i, n); };
         dispatch(thunk, (void*)&fn);
     }
+    // Like run, but on the calling thread alone when the work is too small to
+    // be worth waking the others (work: a rough count of multiply-adds).
+    template <class F>
+    void run_sized(int64_t work, F&& fn) {
+        if (work < kMinParallelWork || n_threads_ == 1) fn(0, 1);
+        else run(fn);
+    }
+    static constexpr int64_t kMinParallelWork = 1 << 15;
 
     // Splits [0, n) into n_threads contiguous chunks, each a multiple of `align`.
     static void chunk(int64_t n, int64_t align, int i, int n_threads, int64_t* begin, int64_t* end);

@@ -50,11 +50,13 @@ inline std::vector<uint8_t> synthetic_model(const SyntheticSpec& s) {
         scores.push_back(0);
         types.push_back(6);
     }
-    for (const char* word : {"\xe2\x96\x81the", "\xe2\x96\x81a", "\xe2\x96\x81cat", "\xe2\x96\x81sat", "\xe2\x96\x81"}) {
+    #define MW_SP "\xe2\x96\x81"  // U+2581, SentencePiece's space
+    for (const char* word : {MW_SP "the", MW_SP "a", MW_SP "cat", MW_SP "sat", MW_SP}) {
         tokens.push_back(word);
         scores.push_back(-1.0f * (float)tokens.size());
         types.push_back(1);
     }
+#undef MW_SP
     const int n_vocab = (int)tokens.size();
     w.set_string("tokenizer.ggml.model", "llama");
     w.set_array_string("tokenizer.ggml.tokens", tokens);
