@@ -19,6 +19,7 @@ struct SyntheticSpec {
     int n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, n_ff = 96, n_ctx = 256;
     gguf::TensorType weight_type = gguf::TensorType::F32;
     bool tied_output = false;
+    bool rope_freq_factors = false;  // llama3-style rope_freqs.weight
     uint32_t seed = 1;
     // Called with each tensor's name; return false to leave it out.
     std::function<bool(const std::string&)> keep = nullptr;
@@ -88,6 +89,11 @@ inline std::vector<uint8_t> synthetic_model(const SyntheticSpec& s) {
     const uint64_t E = (uint64_t)s.n_embd, hd = E / (uint64_t)s.n_head;
     add("token_embd.weight", {E, (uint64_t)n_vocab}, false);
     add("output_norm.weight", {E}, true);
+    if (s.rope_freq_factors) {  // factors from 1 (high frequencies) to 8 (low), as llama3 scales
+        std::vector<float> f(hd / 2);
+        for (size_t i = 0; i < f.size(); i++) f[i] = 1.0f + 7.0f * (float)i / (float)(f.size() - 1);
+        w.add_tensor("rope_freqs.weight", gguf::TensorType::F32, {hd / 2}, f.data(), f.size() * 4);
+    }
     if (!s.tied_output) add("output.weight", {E, (uint64_t)n_vocab}, false);
     for (int l = 0; l < s.n_layer; l++) {
         const std::string p = "blk." + std::to_string(l) + ".";

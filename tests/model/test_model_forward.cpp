@@ -115,6 +115,9 @@ static void test_forward_f32_matches_reference(void**) {
     s.n_head_kv = 4;
     s.tied_output = true;
     compare_with_reference(s, 1e-4, "llama F32 MHA tied");
+    s.rope_freq_factors = true;
+    compare_with_reference(s, 1e-4, "llama F32 rope freq factors");
+    s.rope_freq_factors = false;
     s.arch = "qwen2";
     s.n_head_kv = 1;
     compare_with_reference(s, 1e-4, "qwen2 F32 (bias, neox)");
