@@ -33,7 +33,7 @@ using GemmFn = void (*)(size_t n, const uint8_t* w, size_t w_stride, size_t nrow
 struct KernelTable {
     IsaLevel level;
     VecDotFn vec_dot[32];        // indexed by TensorType id; nullptr when unsupported
-    QuantizeActFn quantize_act[32];
+    QuantizeActFn quantize_act[32];  // by activation type; a weight type's slot converts to its vec_dot_type
     GemvFn gemv[32];
     GemmFn gemm[32];
 };
