@@ -5,7 +5,8 @@
 #   3. AddressSanitizer + UBSan build in build-asan/ (RelWithDebInfo: Debug is
 #      too slow for the real-model tests) and its CTest suite
 #   4. install build/ to a temporary prefix and run tests/packaging/run.sh
-#      (pkg-config and find_package consumers, SONAME, exported symbols)
+#      (pkg-config and find_package consumers, SONAME, exported symbols), then
+#      each bindings/<language>/test.sh PREFIX (Go, Rust, Java)
 # Later steps still run after a failed test step so one run shows every
 # failure; a failed build skips the steps that need it. Exits non-zero when
 # anything failed and ends with one summary line.
@@ -97,6 +98,12 @@ if step release-build build_release; then
     step release-tests run_ctest build
     if step install install_release; then
         step packaging bash tests/packaging/run.sh "$PREFIX"
+        # Each language binding tests itself against the installed prefix.
+        for binding_test in bindings/*/test.sh; do
+            [[ -f "$binding_test" ]] || continue
+            name="binding-$(basename "$(dirname "$binding_test")")"
+            step "$name" bash "$binding_test" "$PREFIX"
+        done
     else
         skip packaging "install failed"
     fi
