@@ -20,6 +20,8 @@ struct SyntheticSpec {
     gguf::TensorType weight_type = gguf::TensorType::F32;
     bool tied_output = false;
     bool rope_freq_factors = false;  // llama3-style rope_freqs.weight
+    // Per-layer geometry (pruned models): when set, written as array metadata.
+    std::vector<int32_t> layer_heads, layer_heads_kv, layer_ff;
     uint32_t seed = 1;
     // Called with each tensor's name; return false to leave it out.
     std::function<bool(const std::string&)> keep = nullptr;
@@ -35,9 +37,13 @@ inline std::vector<uint8_t> synthetic_model(const SyntheticSpec& s) {
     w.set_u32(a + "context_length", (uint32_t)s.n_ctx);
     w.set_u32(a + "embedding_length", (uint32_t)s.n_embd);
     w.set_u32(a + "block_count", (uint32_t)s.n_layer);
-    w.set_u32(a + "feed_forward_length", (uint32_t)s.n_ff);
-    w.set_u32(a + "attention.head_count", (uint32_t)s.n_head);
-    w.set_u32(a + "attention.head_count_kv", (uint32_t)s.n_head_kv);
+    if (s.layer_ff.empty()) w.set_u32(a + "feed_forward_length", (uint32_t)s.n_ff);
+    else w.set_array_i32(a + "feed_forward_length", s.layer_ff);
+    if (s.layer_heads.empty()) w.set_u32(a + "attention.head_count", (uint32_t)s.n_head);
+    else w.set_array_i32(a + "attention.head_count", s.layer_heads);
+    if (s.layer_heads_kv.empty()) w.set_u32(a + "attention.head_count_kv", (uint32_t)s.n_head_kv);
+    else w.set_array_i32(a + "attention.head_count_kv", s.layer_heads_kv);
+    if (!s.layer_heads.empty()) w.set_u32(a + "attention.key_length", (uint32_t)(s.n_embd / s.n_head));
     w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-5f);
     w.set_f32(a + "rope.freq_base", 10000.0f);
     // Vocabulary: <unk> <s> </s>, then the 256 byte tokens, then a few words.
@@ -97,20 +103,27 @@ inline std::vector<uint8_t> synthetic_model(const SyntheticSpec& s) {
     if (!s.tied_output) add("output.weight", {E, (uint64_t)n_vocab}, false);
     for (int l = 0; l < s.n_layer; l++) {
         const std::string p = "blk." + std::to_string(l) + ".";
+        const int n_head = s.layer_heads.empty() ? s.n_head : s.layer_heads[(size_t)l];
+        const int n_head_kv = s.layer_heads_kv.empty() ? s.n_head_kv : s.layer_heads_kv[(size_t)l];
+        const int n_ff = s.layer_ff.empty() ? s.n_ff : s.layer_ff[(size_t)l];
+        if (n_head > 0) {
         add(p + "attn_norm.weight", {E}, true);
-        add(p + "attn_q.weight", {E, hd * (uint64_t)s.n_head}, false);
-        add(p + "attn_k.weight", {E, hd * (uint64_t)s.n_head_kv}, false);
-        add(p + "attn_v.weight", {E, hd * (uint64_t)s.n_head_kv}, false);
-        add(p + "attn_output.weight", {hd * (uint64_t)s.n_head, E}, false);
+        add(p + "attn_q.weight", {E, hd * (uint64_t)n_head}, false);
+        add(p + "attn_k.weight", {E, hd * (uint64_t)n_head_kv}, false);
+        add(p + "attn_v.weight", {E, hd * (uint64_t)n_head_kv}, false);
+        add(p + "attn_output.weight", {hd * (uint64_t)n_head, E}, false);
         if (s.arch == "qwen2") {
-            add(p + "attn_q.bias", {hd * (uint64_t)s.n_head}, true);
-            add(p + "attn_k.bias", {hd * (uint64_t)s.n_head_kv}, true);
-            add(p + "attn_v.bias", {hd * (uint64_t)s.n_head_kv}, true);
+            add(p + "attn_q.bias", {hd * (uint64_t)n_head}, true);
+            add(p + "attn_k.bias", {hd * (uint64_t)n_head_kv}, true);
+            add(p + "attn_v.bias", {hd * (uint64_t)n_head_kv}, true);
         }
+        }
+        if (n_ff > 0) {
         add(p + "ffn_norm.weight", {E}, true);
-        add(p + "ffn_gate.weight", {E, (uint64_t)s.n_ff}, false);
-        add(p + "ffn_up.weight", {E, (uint64_t)s.n_ff}, false);
-        add(p + "ffn_down.weight", {(uint64_t)s.n_ff, E}, false);
+        add(p + "ffn_gate.weight", {E, (uint64_t)n_ff}, false);
+        add(p + "ffn_up.weight", {E, (uint64_t)n_ff}, false);
+        add(p + "ffn_down.weight", {(uint64_t)n_ff, E}, false);
+        }
     }
     return w.serialize();
 }

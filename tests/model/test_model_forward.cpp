@@ -123,6 +123,23 @@ static void test_forward_f32_matches_reference(void**) {
     compare_with_reference(s, 1e-4, "qwen2 F32 (bias, neox)");
 }
 
+static void test_forward_per_layer_geometry(void**) {
+    // A pruned-looking model: per-layer head counts (one layer without
+    // attention) and FFN widths (one layer without FFN), read from arrays.
+    test::SyntheticSpec s;
+    s.n_layer = 4;
+    s.layer_heads = {4, 2, 0, 4};
+    s.layer_heads_kv = {2, 1, 0, 4};
+    s.layer_ff = {96, 40, 64, 0};
+    auto m = load_spec(s);
+    assert_int_equal(m->config().layers[1].n_head, 2);
+    assert_int_equal(m->config().layers[1].n_head_kv, 1);
+    assert_int_equal(m->config().layers[2].n_head, 0);
+    assert_int_equal(m->config().layers[3].n_ff, 0);
+    assert_int_equal(m->config().head_dim, 16);
+    compare_with_reference(s, 1e-4, "per-layer heads and FFN");
+}
+
 static void test_forward_quantized_types(void**) {
     // Activations are quantized to 8 bits for integer dot products, so the
     // tolerance is that of 8-bit activation rounding, not of the weights.
@@ -199,6 +216,7 @@ static void test_real_models_load(void**) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_f32_matches_reference),
+        cmocka_unit_test(test_forward_per_layer_geometry),
         cmocka_unit_test(test_forward_quantized_types),
         cmocka_unit_test(test_f16_kv_close_to_f32_kv),
         cmocka_unit_test(test_missing_and_misshapen_tensors),
