@@ -58,7 +58,7 @@ Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& 
     u_.resize(B * c.max_n_ff());
     logits_.resize((size_t)max_logit_rows_ * c.n_vocab);
     rope_cs_.resize(B * (size_t)c.n_rot);
-    scores_.resize((size_t)pool_.size() * (size_t)n_ctx_);
+    scores_.resize((size_t)pool_.size() * cpu::attention_scratch_floats(c.head_dim, n_ctx_));
     row_ptrs_.resize((size_t)pool_.size() * 2 * (size_t)n_ctx_);
     act_.resize(3 * B * max_act_row_bytes(c));  // up to three activation types at once
 }
@@ -69,7 +69,7 @@ size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int3
     const size_t q_dim = (size_t)c.max_n_head() * c.head_dim;
     size_t floats = B * (3 * (size_t)c.n_embd + 2 * q_dim + 2 * (size_t)c.max_kv_dim() + 2 * (size_t)c.max_n_ff() +
                          (size_t)c.n_rot);
-    floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * n_ctx;
+    floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * cpu::attention_scratch_floats(c.head_dim, n_ctx);
     floats += (size_t)n_threads * n_ctx * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
     return floats * sizeof(float) + 3 * B * max_act_row_bytes(c);
 }
@@ -221,7 +221,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     pool_.run_sized(work, [&](int ti, int nt) {
         int64_t i0, i1;
         ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
-        float* scores = scores_.data() + (size_t)ti * n_ctx_;
+        float* scratch = scores_.data() + (size_t)ti * cpu::attention_scratch_floats(hd, n_ctx_);
         const void** k_rows = row_ptrs_.data() + (size_t)ti * 2 * n_ctx_;
         const void** v_rows = k_rows + n_ctx_;
         int64_t rows_for = -1;  // token whose row pointers are loaded, per KV group
@@ -241,8 +241,8 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
                 rows_for = t;
                 rows_group = h / group;
             }
-            cpu::attention_head(q_.data() + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, scores,
-                                att_.data() + t * q_dim + (size_t)h * hd);
+            cpu::attention_head(q_.data() + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, n > 1,
+                                scratch, att_.data() + t * q_dim + (size_t)h * hd);
         }
     });
 

@@ -1,6 +1,5 @@
 #include "kernels/cpu/attention.h"
 
-#include "base/half.h"
 #include "kernels/cpu/ops.h"
 
 #include <cmath>
@@ -8,29 +7,58 @@
 
 namespace mw::cpu {
 
+namespace {
+
+// out[c] = sum over lanes of acc[lane * hd + c], lanes 64 or 16 (ops.h):
+// 64 lanes are first folded to 16 as (0 + 2) + (1 + 3) of the four groups.
+void reduce_lanes(float* acc, int lanes, int hd, float* out) {
+    auto row = [&](int l) { return acc + (size_t)l * hd; };
+    if (lanes == 64) {
+        for (int l = 0; l < 16; l++) {
+            float *a0 = row(l), *a1 = row(l + 16), *a2 = row(l + 32), *a3 = row(l + 48);
+            for (int c = 0; c < hd; c++) a0[c] = (a0[c] + a2[c]) + (a1[c] + a3[c]);
+        }
+    }
+    for (int step = 8; step >= 1; step /= 2)
+        for (int l = 0; l < step; l++) {
+            float *a = row(l), *b = row(l + step);
+            for (int c = 0; c < hd; c++) a[c] += b[c];
+        }
+    std::memcpy(out, acc, (size_t)hd * sizeof(float));
+}
+
+}  // namespace
+
 void attention_head(const float* q_in, int hd, int n_pos, const void* const* k_rows, const void* const* v_rows,
-                    bool f16, float scale, float* scores, float* out) {
+                    bool f16, float scale, bool batched, float* scratch, float* out) {
     const AttentionRowOps& ops = attention_row_ops();
-    float q[512];
-    for (int i = 0; i < hd; i++) q[i] = f16 ? f16_to_f32(f32_to_f16(q_in[i])) : q_in[i];
+    const int lanes = batched ? 16 : 64;
+    float* acc = scratch;                        // lanes * hd
+    float* scores = scratch + (size_t)64 * hd;  // n_pos
+
+    float q[kMaxAttentionHeadDim];
+    std::memcpy(q, q_in, (size_t)hd * sizeof(float));
+    if (f16) ops.scale(q, hd, 1.0f, true);
+
     float mx = -INFINITY;
     for (int p = 0; p < n_pos; p++) {
-        const float s = (f16 ? ops.dot_f16(q, (const uint16_t*)k_rows[p], hd) : ops.dot_f32(q, (const float*)k_rows[p], hd)) * scale;
-        scores[p] = s;
-        mx = s > mx ? s : mx;
+        float s;
+        if (!f16) s = ops.dot_lanes64_f32(q, (const float*)k_rows[p], hd);
+        else if (batched && hd % 16 == 0) s = ops.dot_tiled_f16(q, (const uint16_t*)k_rows[p], hd);
+        else s = ops.dot_lanes64_f16(q, (const uint16_t*)k_rows[p], hd);
+        scores[p] = s * scale;
+        mx = scores[p] > mx ? scores[p] : mx;
     }
-    double sum = 0;
+    const double sum = ops.exp_sum(scores, n_pos, mx);
+    ops.scale(scores, n_pos, (float)(1.0 / sum), f16);
+
+    std::memset(acc, 0, (size_t)lanes * hd * sizeof(float));
     for (int p = 0; p < n_pos; p++) {
-        scores[p] = std::exp(scores[p] - mx);
-        sum += scores[p];
+        float* a = acc + (size_t)(p % lanes) * hd;
+        if (f16) ops.axpy_f16(a, scores[p], (const uint16_t*)v_rows[p], hd);
+        else ops.axpy_f32(a, scores[p], (const float*)v_rows[p], hd);
     }
-    const float inv = (float)(1.0 / sum);
-    std::memset(out, 0, (size_t)hd * sizeof(float));
-    for (int p = 0; p < n_pos; p++) {
-        const float w = scores[p] * inv;
-        if (f16) ops.axpy_f16(out, f16_to_f32(f32_to_f16(w)), (const uint16_t*)v_rows[p], hd);
-        else ops.axpy_f32(out, w, (const float*)v_rows[p], hd);
-    }
+    reduce_lanes(acc, lanes, hd, out);
 }
 
 }  // namespace mw::cpu
