@@ -93,9 +93,22 @@ MW_API const char* mw_last_error(void);
 
 typedef struct mw_model mw_model;
 
+typedef enum mw_access_hint {
+    MW_ACCESS_DEFAULT = 0,      /* let the kernel decide */
+    MW_ACCESS_RANDOM = 1,       /* madvise(MADV_RANDOM): no read-ahead */
+    MW_ACCESS_SEQUENTIAL = 2,   /* madvise(MADV_SEQUENTIAL): aggressive read-ahead */
+    MW_ACCESS_WILLNEED = 3      /* madvise(MADV_WILLNEED): start reading the whole file now */
+} mw_access_hint;
+
 typedef struct mw_model_options {
     uint32_t struct_size;   /* sizeof(mw_model_options) */
-    int32_t prefault;       /* 1: touch every weight page at open (MAP_POPULATE). Default 0. */
+    int32_t prefault;       /* 1: populate: read every weight page at open (MAP_POPULATE). Default 0. */
+    int32_t lock;           /* 1: mlock the weights so they are never paged out. MW_ERR_IO with the
+                               limit in the message when RLIMIT_MEMLOCK forbids it. Default 0. */
+    int32_t access_hint;    /* mw_access_hint. Default MW_ACCESS_DEFAULT. */
+    const char* cache_dir;  /* where a .gguf.zst model is decompressed to (a content-addressed
+                               file, reused by later opens); NULL = $XDG_CACHE_HOME/memwise
+                               or ~/.cache/memwise. */
 } mw_model_options;
 
 /* Fills *opts with defaults, including struct_size. */
@@ -226,6 +239,42 @@ MW_API void mw_engine_options_init(mw_engine_options* opts);
  * threads. opts may be NULL. Errors: MW_ERR_INVALID_ARGUMENT, MW_ERR_BUDGET
  * (the message says the smallest budget that would work), MW_ERR_OUT_OF_MEMORY. */
 MW_API mw_status mw_engine_create(mw_model* model, const mw_engine_options* opts, mw_engine** out_engine);
+
+/* Where the engine's memory goes. Byte counts; "resident" means in RAM now. */
+#define MW_MEMORY_REPORT_VERSION 1
+typedef struct mw_memory_report {
+    uint32_t struct_size;               /* set by the caller to sizeof(mw_memory_report) */
+    uint32_t version;                   /* MW_MEMORY_REPORT_VERSION */
+    /* weights: file-backed, shared with every process mapping the same file */
+    uint64_t weights_mapped_bytes;      /* size of the mapping */
+    uint64_t weights_resident_bytes;    /* pages of it in RAM (mincore) */
+    /* KV cache: one pool of blocks */
+    uint64_t kv_reserved_bytes;         /* address space of the pool */
+    uint64_t kv_resident_bytes;         /* pool pages in RAM (touched so far) */
+    uint64_t kv_used_bytes;             /* blocks held by sequences */
+    uint64_t kv_cached_bytes;           /* blocks holding reusable prefixes, no owner */
+    uint64_t kv_free_bytes;             /* blocks free */
+    /* activations: the step arena */
+    uint64_t activations_reserved_bytes;
+    uint64_t activations_high_water_bytes; /* most ever touched by one step (resident) */
+    /* scratch: tokenizer, sampling, request and scheduler state */
+    uint64_t scratch_bytes;
+    /* the engine's general heap (mimalloc, or the system allocator in a comparison build) */
+    uint64_t heap_committed_bytes;      /* what the heap holds from the OS */
+    uint64_t heap_overhead_bytes;       /* committed minus what the engine's objects use */
+    /* sum of the engine's own anonymous memory: kv_resident + activations_high_water
+       + heap_committed (scratch lives in the heap) */
+    uint64_t engine_total_bytes;
+    /* the whole process, from /proc/self/smaps_rollup (0 where unavailable) */
+    uint64_t process_rss_bytes;
+    uint64_t process_pss_bytes;
+    uint64_t process_anonymous_bytes;
+    uint64_t process_file_bytes;
+} mw_memory_report;
+
+/* Fills *report (the caller sets report->struct_size). Thread-safe; costs a
+ * few system calls (mincore, /proc). Errors: MW_ERR_INVALID_ARGUMENT. */
+MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* report);
 
 /* Cancels every request still running, joins the engine's threads and frees
  * the engine. Requests not yet released stay valid handles that report
