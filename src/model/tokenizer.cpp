@@ -78,17 +78,14 @@ void load_vocab(const gguf::File& f, Vocab& v) {
         fail(MW_ERR_FORMAT, std::string(kTypes) + " has " + std::to_string(types->count) + " entries, " + kTokens +
                                 " has " + std::to_string(n));
 
-    v.text.resize(n);
+    v.tokens = tokens;
+    v.n = int32_t(n);
     v.score.assign(n, 0.0f);
     v.attr.assign(n, kAttrNormal);
     for (uint64_t i = 0; i < n; ++i) {
         std::string_view s = tokens->str_at(i);
         // llama.cpp renames empty tokens so that every text stays unique.
-        if (s.empty()) {
-            v.renamed.push_back("[EMPTY_" + std::to_string(i) + "]");
-            s = v.renamed.back();
-        }
-        v.text[i] = s;
+        if (s.empty()) v.renamed.emplace_back(int32_t(i), "[EMPTY_" + std::to_string(i) + "]");
         if (scores)
             v.score[i] = scores->elem_type == gguf::ValueType::FLOAT32 ? float(scores->float_at(i))
                                                                         : float(scores->int_at(i));
@@ -97,7 +94,7 @@ void load_vocab(const gguf::File& f, Vocab& v) {
     int32_t twin = -1;
     const int32_t dup = v.build_index(&twin);
     if (dup >= 0)
-        fail(MW_ERR_FORMAT, std::string(kTokens) + ": duplicate token '" + std::string(v.text[(size_t)dup]) +
+        fail(MW_ERR_FORMAT, std::string(kTokens) + ": duplicate token '" + std::string(v.text(dup)) +
                                 "' at ids " + std::to_string(twin) + " and " + std::to_string(dup));
 }
 
@@ -155,7 +152,7 @@ std::vector<int32_t> VocabTokenizer::encode(std::string_view text, bool add_spec
     for (int32_t id : vocab_.special_by_length) {
         const uint32_t a = vocab_.attr[size_t(id)];
         if (!parse_special && (a & (kAttrControl | kAttrUnknown))) continue;
-        const std::string_view st = vocab_.text[size_t(id)];
+        const std::string_view st = vocab_.text(id);
         if (text.find(st) == std::string_view::npos) continue;  // cheap common case
         next.clear();
         for (const Fragment& f : frags) {
@@ -198,7 +195,7 @@ std::vector<int32_t> VocabTokenizer::encode(std::string_view text, bool add_spec
 // ---------------------------------------------------------------- pieces
 
 int VocabTokenizer::byte_of_token(int32_t id) const {
-    const std::string_view t = vocab_.text[size_t(id)];
+    const std::string_view t = vocab_.text(id);
     // llama.cpp reads the two characters after "<0x" as hex.
     if (t.size() < 5) return -1;
     char hex[3] = {t[3], t[4], 0};
@@ -209,7 +206,7 @@ int VocabTokenizer::byte_of_token(int32_t id) const {
 
 std::string VocabTokenizer::piece_uncached(int32_t id) const {
     const uint32_t a = vocab_.attr[size_t(id)];
-    if (a & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return std::string(vocab_.text[size_t(id)]);
+    if (a & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return std::string(vocab_.text(id));
     if (a & kAttrNormal) return normal_piece(id);
     if (a & kAttrByte) {
         const int b = byte_of_token(id);
@@ -331,7 +328,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
     t->set_identity(model, pre);
     Vocab& v = t->vocab();
     load_vocab(file, v);
-    const int32_t n = int32_t(v.text.size());
+    const int32_t n = v.n;
     t->n_vocab_ = n;
     v.add_space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix", add_space_prefix);
     v.clean_spaces = clean;
@@ -385,7 +382,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
     }
     // Control tokens named "unused" are unused.
     for (int32_t id = 0; id < n; ++id)
-        if ((v.attr[size_t(id)] & kAttrControl) && v.text[size_t(id)].find("unused") != std::string::npos)
+        if ((v.attr[size_t(id)] & kAttrControl) && v.text(id).find("unused") != std::string::npos)
             v.attr[size_t(id)] |= kAttrUnused;
 
     // End-of-generation set: FIM pad/repo/sep, every token spelled like an end
@@ -436,7 +433,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
     for (int32_t id = 0; id < n; ++id)
         if (v.attr[size_t(id)] & (kAttrControl | kAttrUserDefined | kAttrUnknown)) v.special_by_length.push_back(id);
     std::stable_sort(v.special_by_length.begin(), v.special_by_length.end(), [&](int32_t a, int32_t b) {
-        return v.text[size_t(a)].size() > v.text[size_t(b)].size();
+        return v.text(a).size() > v.text(b).size();
     });
 
     t->attrs_.resize(size_t(n));

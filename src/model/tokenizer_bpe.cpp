@@ -360,7 +360,7 @@ void BpeTokenizer::encode_fragment(std::string_view text, bool, std::vector<int3
 }
 
 std::string BpeTokenizer::normal_piece(int32_t id) const {
-    const std::string_view text = vocab_.text[size_t(id)];
+    const std::string_view text = vocab_.text(id);
     std::string out;
     for (uint32_t cpt : utf8_to_cpts(text)) {
         const int b = unicode_to_byte(cpt);

@@ -36,7 +36,7 @@ protected:
     void encode_fragment(std::string_view text, bool prev_special, std::vector<int32_t>& out) const override;
 
     std::string normal_piece(int32_t id) const override {
-        const std::string_view t = vocab_.text[size_t(id)];
+        const std::string_view t = vocab_.text(id);
         std::string out;
         out.reserve(t.size());
         for (size_t i = 0; i < t.size();) {

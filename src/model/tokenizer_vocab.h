@@ -4,9 +4,9 @@
 // token ids match it exactly.
 #pragma once
 
+#include "gguf/gguf_file.h"
 #include "model/tokenizer.h"
 
-#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,15 +27,23 @@ enum AttrBits : uint32_t {
 };
 
 struct Vocab {
-    // id -> token text: views into the GGUF mapping (which outlives the
-    // tokenizer), or into `renamed` for the rare empty tokens. Views keep the
-    // vocabulary out of anonymous memory.
-    std::vector<std::string_view> text;
-    std::deque<std::string> renamed;
+    // id -> token text, read in place from the GGUF mapping (which outlives
+    // the tokenizer) so the vocabulary costs no anonymous memory; the rare
+    // empty tokens are renamed as llama.cpp does and kept in `renamed`.
+    const gguf::Value* tokens = nullptr;
+    int32_t n = 0;
+    std::vector<std::pair<int32_t, std::string>> renamed;  // sorted by id
+    std::string_view text(int32_t id) const {
+        const std::string_view s = tokens->str_at((uint64_t)id);
+        if (!s.empty() || renamed.empty()) return s;
+        for (const auto& r : renamed)
+            if (r.first == id) return r.second;
+        return s;
+    }
     std::vector<float> score;
     std::vector<uint32_t> attr;      // AttrBits
     // text -> id: open addressing over ids (-1 = empty), a power-of-two size
-    // at least twice the vocabulary; 4 bytes a slot instead of a node per token.
+    // at least 4/3 of the vocabulary; 4 bytes a slot instead of a node per token.
     std::vector<int32_t> slots;
     int32_t unk = -1;
     bool add_space_prefix = false;
@@ -55,18 +63,19 @@ struct Vocab {
         for (size_t i = (size_t)hash(s) & mask;; i = (i + 1) & mask) {
             const int32_t id = slots[i];
             if (id < 0) return -1;
-            if (text[(size_t)id] == s) return id;
+            if (text(id) == s) return id;
         }
     }
     // Builds the index; returns -1, or the first id of a duplicate pair (*dup_of = its twin).
     int32_t build_index(int32_t* dup_of) {
         size_t cap = 16;
-        while (cap < 2 * text.size()) cap *= 2;
+        while (3 * cap < 4 * (size_t)n) cap *= 2;
         slots.assign(cap, -1);
-        for (size_t id = 0; id < text.size(); id++) {
-            size_t i = (size_t)hash(text[id]) & (cap - 1);
+        for (int32_t id = 0; id < n; id++) {
+            const std::string_view t = text(id);
+            size_t i = (size_t)hash(t) & (cap - 1);
             while (slots[i] >= 0) {
-                if (text[(size_t)slots[i]] == text[id]) {
+                if (text(slots[i]) == t) {
                     *dup_of = slots[i];
                     return (int32_t)id;
                 }

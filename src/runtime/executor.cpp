@@ -43,24 +43,35 @@ size_t max_act_row_bytes(const ModelConfig& c) {
 Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& pool, int32_t max_batch_tokens,
                    int32_t max_logit_rows, int32_t n_ctx)
     : model_(std::move(model)), kv_(kv), pool_(pool), max_batch_(max_batch_tokens), max_logit_rows_(max_logit_rows),
-      n_ctx_(n_ctx) {
+      n_ctx_(n_ctx),
+      arena_(scratch_bytes_for(model_->config(), max_batch_tokens, max_logit_rows, n_ctx, pool.size())) {
+    // Buffers that keep their size for the engine's life come first and survive reset().
     const ModelConfig& c = model_->config();
-    const size_t B = (size_t)max_batch_;
+    scores_ = arena_.alloc<float>((size_t)pool_.size() * cpu::attention_scratch_floats(c.head_dim, n_ctx_));
+    row_ptrs_ = arena_.alloc<const void*>((size_t)pool_.size() * 2 * (size_t)n_ctx_);
+    arena_.mark();
+}
+
+void Executor::allocate_step(int32_t n, int32_t n_logits) {
+    // Every step buffer is sized to this batch: a decode step touches only a
+    // few pages of an arena reserved for the largest prefill chunk.
+    const ModelConfig& c = model_->config();
+    const size_t B = (size_t)n;
     const size_t q_dim = (size_t)c.max_n_head() * c.head_dim;
-    x_.resize(B * c.n_embd);
-    xb_.resize(B * c.n_embd);
-    tmp_.resize(B * c.n_embd);
-    q_.resize(B * q_dim);
-    att_.resize(B * q_dim);
-    k_.resize(B * c.max_kv_dim());
-    v_.resize(B * c.max_kv_dim());
-    g_.resize(B * c.max_n_ff());
-    u_.resize(B * c.max_n_ff());
-    logits_.resize((size_t)max_logit_rows_ * c.n_vocab);
-    rope_cs_.resize(B * (size_t)c.n_rot);
-    scores_.resize((size_t)pool_.size() * cpu::attention_scratch_floats(c.head_dim, n_ctx_));
-    row_ptrs_.resize((size_t)pool_.size() * 2 * (size_t)n_ctx_);
-    act_.resize(3 * B * max_act_row_bytes(c));  // up to three activation types at once
+    arena_.reset();
+    x_ = arena_.alloc<float>(B * c.n_embd);
+    xb_ = arena_.alloc<float>(B * c.n_embd);
+    tmp_ = arena_.alloc<float>(B * c.n_embd);
+    q_ = arena_.alloc<float>(B * q_dim);
+    att_ = arena_.alloc<float>(B * q_dim);
+    k_ = arena_.alloc<float>(B * c.max_kv_dim());
+    v_ = arena_.alloc<float>(B * c.max_kv_dim());
+    g_ = arena_.alloc<float>(B * c.max_n_ff());
+    u_ = arena_.alloc<float>(B * c.max_n_ff());
+    rope_cs_ = arena_.alloc<float>(B * (size_t)c.n_rot);
+    act_slice_ = B * max_act_row_bytes(c);
+    act_ = arena_.alloc<uint8_t>(3 * act_slice_);  // up to three activation types at once
+    logits_ = arena_.alloc<float>((size_t)n_logits * c.n_vocab);
 }
 
 size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int32_t max_logit_rows, int32_t n_ctx,
@@ -71,7 +82,8 @@ size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int3
                          (size_t)c.n_rot);
     floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * cpu::attention_scratch_floats(c.head_dim, n_ctx);
     floats += (size_t)n_threads * n_ctx * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
-    return floats * sizeof(float) + 3 * B * max_act_row_bytes(c);
+    const size_t alignment_slack = 16 * 64;  // each of the 15 buffers starts on a 64-byte boundary
+    return floats * sizeof(float) + 3 * B * max_act_row_bytes(c) + alignment_slack;
 }
 
 size_t Executor::scratch_bytes() const {
@@ -89,7 +101,7 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
     const cpu::KernelTable& kt = cpu::kernels();
     // Convert the activations once per distinct vec_dot type (mixed-precision
     // files may give q, k and v different types), in parallel when there are many rows.
-    const size_t slice = (size_t)max_batch_ * max_act_row_bytes(model_->config());
+    const size_t slice = act_slice_;
     gguf::TensorType act_types[3];
     const uint8_t* acts[3];
     size_t arbs[3];
@@ -100,11 +112,11 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
         while (j < n_act && act_types[j] != at) j++;
         arbs[i] = act_row_bytes(ws[i]->type, ws[i]->n_in);
         if (j < n_act) {
-            acts[i] = act_.data() + (size_t)j * slice;
+            acts[i] = act_ + (size_t)j * slice;
             continue;
         }
         act_types[n_act++] = at;
-        uint8_t* dst = act_.data() + (size_t)j * slice;
+        uint8_t* dst = act_ + (size_t)j * slice;
         acts[i] = dst;
         const cpu::QuantizeActFn quantize = kt.quantize_act[(uint32_t)at];
         const size_t arb = arbs[i];
@@ -160,7 +172,7 @@ void Executor::embed(const Batch& batch) {
     for (size_t t = 0; t < batch.tokens.size(); t++) {
         const int32_t id = batch.tokens[t].token;
         if (id < 0 || id >= c.n_vocab) fail(MW_ERR_INVALID_ARGUMENT, "token id " + std::to_string(id) + " out of range");
-        quant::dequantize_row(e.type, e.data + (size_t)id * e.row_bytes, x_.data() + t * c.n_embd, (size_t)c.n_embd);
+        quant::dequantize_row(e.type, e.data + (size_t)id * e.row_bytes, x_ + t * c.n_embd, (size_t)c.n_embd);
     }
 }
 
@@ -173,25 +185,25 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     const int32_t q_dim = lc.n_head * hd, kv_dim = lc.n_head_kv * hd;
     const int32_t half = c.n_rot / 2;
 
-    rmsnorm_rows(x_.data(), lw.attn_norm, n, xb_.data());
+    rmsnorm_rows(x_, lw.attn_norm, n, xb_);
     const Weight* ws[3] = {&lw.wq, &lw.wk, &lw.wv};
-    float* ys[3] = {q_.data(), k_.data(), v_.data()};
+    float* ys[3] = {q_, k_, v_};
     // q, k, v are written with row strides q_dim / kv_dim (gemm's y_stride = n_out).
-    matmul_shared(ws, 3, xb_.data(), n, c.n_embd, ys);
+    matmul_shared(ws, 3, xb_, n, c.n_embd, ys);
 
     // Bias, RoPE, and the K/V store, per token.
     const bool neox = c.rope_order == RopeOrder::Neox;
     const bool f16 = kv_.type() == KvType::F16;
     auto prepare = [&](int64_t t) {
-        float* q = q_.data() + t * q_dim;
-        float* k = k_.data() + t * kv_dim;
-        float* v = v_.data() + t * kv_dim;
+        float* q = q_ + t * q_dim;
+        float* k = k_ + t * kv_dim;
+        float* v = v_ + t * kv_dim;
         if (lw.bq) {
             cpu::add_bias(q, (const float*)lw.bq.data, q_dim);
             cpu::add_bias(k, (const float*)lw.bk.data, kv_dim);
             cpu::add_bias(v, (const float*)lw.bv.data, kv_dim);
         }
-        const float* cs = rope_cs_.data() + t * c.n_rot;
+        const float* cs = rope_cs_ + t * c.n_rot;
         cpu::rope(q, lc.n_head, hd, c.n_rot, cs, cs + half, neox);
         cpu::rope(k, lc.n_head_kv, hd, c.n_rot, cs, cs + half, neox);
         const BatchToken& bt = batch.tokens[(size_t)t];
@@ -221,8 +233,8 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     pool_.run_sized(work, [&](int ti, int nt) {
         int64_t i0, i1;
         ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
-        float* scratch = scores_.data() + (size_t)ti * cpu::attention_scratch_floats(hd, n_ctx_);
-        const void** k_rows = row_ptrs_.data() + (size_t)ti * 2 * n_ctx_;
+        float* scratch = scores_ + (size_t)ti * cpu::attention_scratch_floats(hd, n_ctx_);
+        const void** k_rows = row_ptrs_ + (size_t)ti * 2 * n_ctx_;
         const void** v_rows = k_rows + n_ctx_;
         int64_t rows_for = -1;  // token whose row pointers are loaded, per KV group
         int32_t rows_group = -1;
@@ -241,27 +253,27 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
                 rows_for = t;
                 rows_group = h / group;
             }
-            cpu::attention_head(q_.data() + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, n > 1,
-                                scratch, att_.data() + t * q_dim + (size_t)h * hd);
+            cpu::attention_head(q_ + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, n > 1,
+                                scratch, att_ + t * q_dim + (size_t)h * hd);
         }
     });
 
-    matmul(lw.wo, att_.data(), n, q_dim, tmp_.data());
-    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_.data() + (size_t)t * c.n_embd, tmp_.data() + (size_t)t * c.n_embd, c.n_embd);
+    matmul(lw.wo, att_, n, q_dim, tmp_);
+    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_ + (size_t)t * c.n_embd, tmp_ + (size_t)t * c.n_embd, c.n_embd);
 }
 
 void Executor::ffn_layer(int32_t n, int32_t il) {
     const ModelConfig& c = model_->config();
     const LayerConfig& lc = c.layers[(size_t)il];
     const LayerWeights& lw = model_->weights().layers[(size_t)il];
-    rmsnorm_rows(x_.data(), lw.ffn_norm, n, xb_.data());
+    rmsnorm_rows(x_, lw.ffn_norm, n, xb_);
     const Weight* ws[2] = {&lw.w_gate, &lw.w_up};
-    float* ys[2] = {g_.data(), u_.data()};
-    matmul_shared(ws, 2, xb_.data(), n, c.n_embd, ys);
+    float* ys[2] = {g_, u_};
+    matmul_shared(ws, 2, xb_, n, c.n_embd, ys);
     for (int32_t t = 0; t < n; t++)
-        cpu::silu_mul(g_.data() + (size_t)t * lc.n_ff, u_.data() + (size_t)t * lc.n_ff, lc.n_ff);
-    matmul(lw.w_down, g_.data(), n, lc.n_ff, tmp_.data());
-    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_.data() + (size_t)t * c.n_embd, tmp_.data() + (size_t)t * c.n_embd, c.n_embd);
+        cpu::silu_mul(g_ + (size_t)t * lc.n_ff, u_ + (size_t)t * lc.n_ff, lc.n_ff);
+    matmul(lw.w_down, g_, n, lc.n_ff, tmp_);
+    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_ + (size_t)t * c.n_embd, tmp_ + (size_t)t * c.n_embd, c.n_embd);
 }
 
 void Executor::output(const Batch& batch) {
@@ -271,11 +283,11 @@ void Executor::output(const Batch& batch) {
     int32_t m = 0;
     for (size_t t = 0; t < batch.tokens.size(); t++) {
         if (!batch.tokens[t].want_logits) continue;
-        cpu::rmsnorm(x_.data() + t * c.n_embd, (const float*)w.output_norm.data, xb_.data() + (size_t)m * c.n_embd,
+        cpu::rmsnorm(x_ + t * c.n_embd, (const float*)w.output_norm.data, xb_ + (size_t)m * c.n_embd,
                      c.n_embd, c.rms_eps);
         m++;
     }
-    if (m > 0) matmul(w.output, xb_.data(), m, c.n_embd, logits_.data());
+    if (m > 0) matmul(w.output, xb_, m, c.n_embd, logits_);
 }
 
 void Executor::forward(const Batch& batch) {
@@ -290,11 +302,12 @@ void Executor::forward(const Batch& batch) {
         if ((size_t)(bt.pos / kv_.block_tokens()) >= table.blocks.size())
             fail(MW_ERR_INTERNAL, "position not covered by the sequence's KV blocks");
     }
+    allocate_step(n, batch.n_logits());
     embed(batch);
     const float* factors = model_->weights().rope_freq_factors.empty() ? nullptr
                                                                         : model_->weights().rope_freq_factors.data();
     for (int32_t t = 0; t < n; t++) {
-        float* cs = rope_cs_.data() + (size_t)t * c.n_rot;
+        float* cs = rope_cs_ + (size_t)t * c.n_rot;
         cpu::rope_angles(batch.tokens[(size_t)t].pos, c.n_rot, c.rope_theta, c.rope_freq_scale, factors, cs,
                          cs + c.n_rot / 2);
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kv/kv_cache.h"
+#include "memory/arena.h"
 #include "model/model.h"
 #include "runtime/batch.h"
 #include "runtime/thread_pool.h"
@@ -22,10 +23,11 @@ public:
     // fills logits() with one row of n_vocab floats per token that wants
     // logits, in batch order. batch.tokens.size() <= max_batch_tokens.
     void forward(const Batch& batch);
-    float* logits(int32_t row) { return logits_.data() + (size_t)row * (size_t)model_->config().n_vocab; }
+    float* logits(int32_t row) { return logits_ + (size_t)row * (size_t)model_->config().n_vocab; }
 
     // Bytes of scratch this executor holds (for accounting and planning).
     size_t scratch_bytes() const;
+    const memory::Arena& arena() const { return arena_; }
     // Scratch bytes an executor with these limits needs.
     static size_t scratch_bytes_for(const ModelConfig& c, int32_t max_batch_tokens, int32_t max_logit_rows,
                                     int32_t n_ctx, int n_threads);
@@ -40,6 +42,7 @@ private:
     // Same input for up to three weights (q/k/v, gate/up): x is quantized once.
     void matmul_shared(const Weight* const* ws, int nw, const float* x, int32_t n, int32_t x_stride, float* const* ys);
     void rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out);
+    void allocate_step(int32_t n, int32_t n_logits);
 
     std::shared_ptr<const Model> model_;
     KvCache& kv_;
@@ -47,10 +50,14 @@ private:
     int32_t max_batch_;
     int32_t max_logit_rows_;
     int32_t n_ctx_;
-    // Scratch, [max_batch][dim] row-major.
-    std::vector<float> x_, xb_, q_, k_, v_, att_, g_, u_, tmp_, logits_, rope_cs_, scores_;
-    std::vector<const void*> row_ptrs_;  // per thread: K and V row of each position
-    std::vector<uint8_t> act_;  // activations converted to the weights' vec_dot type
+    // The step arena and what it holds: [n][dim] row-major buffers carved per
+    // step (allocate_step), after the per-thread attention scratch.
+    memory::Arena arena_;
+    float *x_ = nullptr, *xb_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
+    float *g_ = nullptr, *u_ = nullptr, *tmp_ = nullptr, *logits_ = nullptr, *rope_cs_ = nullptr, *scores_ = nullptr;
+    const void** row_ptrs_ = nullptr;  // per thread: K and V row of each position
+    uint8_t* act_ = nullptr;           // activations converted to the weights' vec_dot types
+    size_t act_slice_ = 0;             // bytes of one activation type's rows
 };
 
 }  // namespace mw
