@@ -257,19 +257,22 @@ typedef struct mw_memory_report {
     /* activations: the step arena */
     uint64_t activations_reserved_bytes;
     uint64_t activations_high_water_bytes; /* most ever touched by one step (resident) */
-    /* scratch: tokenizer, sampling, request and scheduler state */
+    /* scratch: sampling, request and scheduler state (the engine heap's live
+       bytes) plus the model's tokenizer tables */
     uint64_t scratch_bytes;
-    /* the engine's general heap (mimalloc, or the system allocator in a comparison build) */
+    /* the general heap (mimalloc, or the system allocator in a comparison
+       build). mimalloc's figures cover every memwise engine in the process. */
     uint64_t heap_committed_bytes;      /* what the heap holds from the OS */
     uint64_t heap_overhead_bytes;       /* committed minus what the engine's objects use */
-    /* sum of the engine's own anonymous memory: kv_resident + activations_high_water
-       + heap_committed (scratch lives in the heap) */
+    /* the engine's own anonymous memory: kv_resident + activations_high_water
+       + heap_committed + the tokenizer tables */
     uint64_t engine_total_bytes;
     /* the whole process, from /proc/self/smaps_rollup (0 where unavailable) */
     uint64_t process_rss_bytes;
     uint64_t process_pss_bytes;
     uint64_t process_anonymous_bytes;
     uint64_t process_file_bytes;
+    uint64_t heap_allocations;          /* allocations the engine heap has made so far */
 } mw_memory_report;
 
 /* Fills *report (the caller sets report->struct_size). Thread-safe; costs a

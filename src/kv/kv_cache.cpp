@@ -1,6 +1,7 @@
 #include "kv/kv_cache.h"
 
 #include "base/error.h"
+#include "memory/process_memory.h"
 
 #include <sys/mman.h>
 
@@ -35,6 +36,8 @@ KvCache::KvCache(const ModelConfig& config, KvType type, int32_t block_tokens, i
 KvCache::~KvCache() {
     if (base_) munmap(base_, total_bytes() ? total_bytes() : 1);
 }
+
+size_t KvCache::resident_bytes() const { return memory::resident_bytes(base_, total_bytes()); }
 
 int32_t KvCache::alloc_block() {
     if (free_.empty()) return -1;

@@ -41,6 +41,7 @@ public:
     int32_t n_free() const { return (int32_t)free_.size(); }
     size_t block_bytes() const { return block_bytes_; }
     size_t total_bytes() const { return (size_t)n_blocks_ * block_bytes_; }
+    size_t resident_bytes() const;  // pool pages in RAM (blocks touched so far)
     int32_t kv_dim(int32_t layer) const { return kv_dim_[(size_t)layer]; }
 
     // -1 when the pool is empty.

@@ -278,6 +278,16 @@ void VocabTokenizer::clean_spaces(std::string& t) const {
     t.resize(w);
 }
 
+size_t VocabTokenizer::memory_bytes() const {
+    const Vocab& v = vocab_;
+    size_t n = v.score.capacity() * sizeof(float) + v.attr.capacity() * sizeof(uint32_t) +
+               v.slots.capacity() * sizeof(int32_t) + v.special_by_length.capacity() * sizeof(int32_t);
+    for (const auto& r : v.renamed) n += sizeof(r) + r.second.capacity();
+    n += piece_bytes_.capacity() + piece_offset_.capacity() * sizeof(uint32_t);
+    n += attrs_.capacity() * sizeof(TokenAttr) + eog_ids_.capacity() * sizeof(int32_t);
+    return n + extra_bytes();
+}
+
 std::string VocabTokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
     std::string out;
     // The space SentencePiece put in front of the text comes off again: from

@@ -47,6 +47,9 @@ public:
     // whose pre-tokenizer asks for it (gpt2, llama3) get llama.cpp's clean-up
     // of " ." " ," " 's" etc.
     virtual std::string decode(const std::vector<int32_t>& ids, bool render_special) const = 0;
+    // Heap bytes the tokenizer holds (its tables; the vocabulary text stays in
+    // the file mapping). For the memory report.
+    virtual size_t memory_bytes() const = 0;
 
     int32_t n_vocab() const { return n_vocab_; }
     int32_t bos() const { return bos_; }      // -1 if none

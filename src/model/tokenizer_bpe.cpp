@@ -223,6 +223,13 @@ private:
     PreConfig cfg_;
     std::vector<std::unique_ptr<Regex>> regexes_;
     std::vector<IdRank> id_ranks_;                        // merges of two tokens
+public:
+    size_t extra_bytes() const override {
+        size_t n = id_ranks_.capacity() * sizeof(IdRank);
+        for (const auto& [k, v] : text_ranks_) n += k.capacity() + sizeof(k) + sizeof(v) + 2 * sizeof(void*);
+        return n;  // the compiled regexes are PCRE2's and not counted
+    }
+private:
     std::unordered_map<std::string, int32_t> text_ranks_;  // merges with a part that is no token (rare)
 };
 

@@ -99,6 +99,7 @@ public:
     std::string piece(int32_t id, bool render_special) const override;
     std::string_view piece_view(int32_t id, bool render_special) const override;
     std::string decode(const std::vector<int32_t>& ids, bool render_special) const override;
+    size_t memory_bytes() const override;
 
     Vocab& vocab() { return vocab_; }
     const Vocab& vocab() const { return vocab_; }
@@ -108,6 +109,8 @@ public:
     // Reads what only this kind of tokenizer needs (BPE: the merges) once the
     // vocabulary is loaded, and prepares for encoding.
     virtual void load_extra(const gguf::File& file) = 0;
+    // Heap bytes of what load_extra built (BPE merges).
+    virtual size_t extra_bytes() const { return 0; }
     // Computes every token's piece once (after attributes are final).
     void build_piece_cache();
 

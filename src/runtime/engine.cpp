@@ -48,7 +48,8 @@ Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& opts) : 
     kv_ = std::make_unique<KvCache>(model_->config(), plan_.kv_type, plan_.block_tokens, plan_.n_blocks);
     pool_ = std::make_unique<ThreadPool>(plan_.n_threads);
     exec_ = std::make_unique<Executor>(model_, *kv_, *pool_, plan_.max_batch_tokens, plan_.max_sequences, plan_.n_ctx);
-    sched_ = std::make_unique<Scheduler>(model_, *kv_, *exec_, plan_.n_ctx, plan_.max_sequences, plan_.max_batch_tokens);
+    sched_ = std::make_unique<Scheduler>(model_, *kv_, *exec_, plan_.n_ctx, plan_.max_sequences, plan_.max_batch_tokens,
+                                         &heap_);
     thread_ = std::thread(&Engine::loop, this);
 }
 
@@ -92,6 +93,28 @@ void Engine::submit(const std::shared_ptr<Request>& r) {
         waiting_.insert(pos, r);
     }
     wake_.notify_all();
+}
+
+EngineMemory Engine::memory() const {
+    EngineMemory m;
+    const gguf::File& f = model_->file();
+    m.weights_mapped = f.file_size();
+    m.weights_resident = memory::resident_bytes(f.base(), f.file_size());
+    m.kv_reserved = kv_->total_bytes();
+    m.kv_resident = kv_->resident_bytes();
+    const uint64_t n_free = (uint64_t)kv_->n_free();
+    m.kv_free = n_free * kv_->block_bytes();
+    m.kv_used = ((uint64_t)kv_->n_blocks() - n_free) * kv_->block_bytes();
+    m.kv_cached = 0;  // no prefix cache yet: free blocks hold nothing reusable
+    m.activations_reserved = exec_->arena().reserved();
+    m.activations_high_water = exec_->arena().resident();
+    m.scratch = heap_.live_bytes() + model_->tokenizer().memory_bytes();
+    m.heap_committed = memory::Heap::committed_bytes();
+    m.heap_overhead = m.heap_committed > heap_.live_bytes() ? m.heap_committed - heap_.live_bytes() : 0;
+    m.heap_allocations = heap_.allocations();
+    m.engine_total = m.kv_resident + m.activations_high_water + m.heap_committed + model_->tokenizer().memory_bytes();
+    m.process = memory::read_process_memory();
+    return m;
 }
 
 namespace {

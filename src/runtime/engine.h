@@ -4,6 +4,8 @@
 #pragma once
 
 #include "kv/kv_cache.h"
+#include "memory/heap.h"
+#include "memory/process_memory.h"
 #include "model/model.h"
 #include "runtime/executor.h"
 #include "runtime/request.h"
@@ -38,6 +40,17 @@ struct EnginePlan {
 // smallest budget that would work) when the budget cannot hold one full sequence.
 EnginePlan plan_engine(const ModelConfig& config, const EngineOptions& opts);
 
+// Where the engine's memory goes (see mw_memory_report in the public header).
+struct EngineMemory {
+    uint64_t weights_mapped = 0, weights_resident = 0;
+    uint64_t kv_reserved = 0, kv_resident = 0, kv_used = 0, kv_cached = 0, kv_free = 0;
+    uint64_t activations_reserved = 0, activations_high_water = 0;
+    uint64_t scratch = 0;  // engine heap's live bytes + the model's tokenizer tables
+    uint64_t heap_committed = 0, heap_overhead = 0, heap_allocations = 0;
+    uint64_t engine_total = 0;
+    memory::ProcessMemory process;
+};
+
 class Engine {
 public:
     Engine(std::shared_ptr<const Model> model, const EngineOptions& opts);
@@ -50,10 +63,13 @@ public:
 
     const EnginePlan& plan() const { return plan_; }
     const Model& model() const { return *model_; }
+    memory::Heap& heap() { return heap_; }
+    EngineMemory memory() const;
 
 private:
     void loop();
 
+    memory::Heap heap_;  // first: outlives everything allocated from it
     std::shared_ptr<const Model> model_;
     EnginePlan plan_;
     std::unique_ptr<KvCache> kv_;

@@ -1,8 +1,33 @@
 #include "runtime/request.h"
 
+#include <utility>
+
 namespace mw {
 
-void Request::deliver(RequestEvent ev) {
+namespace {
+void copy_event(const RequestEvent& from, RequestEvent* to) {
+    to->kind = from.kind;
+    to->token = from.token;
+    to->text.assign(from.text);  // reuses the slot's capacity
+    to->finish_reason = from.finish_reason;
+    to->status = from.status;
+    to->n_prompt_tokens = from.n_prompt_tokens;
+    to->n_generated_tokens = from.n_generated_tokens;
+}
+}  // namespace
+
+void Request::push_locked(const RequestEvent& ev) {
+    if (count_ == ring_.size()) {  // full: double, keeping order (rare; warm-up only)
+        std::vector<RequestEvent> bigger(ring_.size() * 2);
+        for (size_t i = 0; i < count_; i++) bigger[i] = std::move(ring_[(head_ + i) % ring_.size()]);
+        ring_ = std::move(bigger);
+        head_ = 0;
+    }
+    copy_event(ev, &ring_[(head_ + count_) % ring_.size()]);
+    count_++;
+}
+
+void Request::deliver(const RequestEvent& ev) {
     const bool is_finish = ev.kind == MW_EVENT_FINISHED;
     if (callback) {
         mw_event e;
@@ -24,7 +49,7 @@ void Request::deliver(RequestEvent ev) {
         finish_ = ev;
     }
     // With a callback, token events went there; only the finish is queued.
-    if (!callback || is_finish) queue_.push_back(std::move(ev));
+    if (!callback || is_finish) push_locked(ev);
     cv_.notify_all();
 }
 
@@ -35,17 +60,18 @@ bool Request::finished() const {
 
 bool Request::next(int32_t timeout_ms, RequestEvent* out) {
     std::unique_lock<std::mutex> lock(mutex_);
-    auto ready = [&] { return !queue_.empty() || (finished_ && queue_.empty()); };
+    auto ready = [&] { return count_ > 0 || finished_; };
     if (timeout_ms < 0) {
         cv_.wait(lock, ready);
     } else if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready)) {
         return false;
     }
-    if (!queue_.empty()) {
-        *out = std::move(queue_.front());
-        queue_.pop_front();
+    if (count_ > 0) {
+        std::swap(*out, ring_[head_]);
+        head_ = (head_ + 1) % ring_.size();
+        count_--;
     } else {
-        *out = finish_;
+        copy_event(finish_, out);
     }
     return true;
 }

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -44,18 +43,25 @@ public:
 
     std::atomic<bool> cancel_requested{false};
 
-    // Engine side: deliver an event (to the callback and/or the queue).
-    void deliver(RequestEvent ev);
+    // Engine side: deliver an event (to the callback and/or the queue). The
+    // event is copied into a reused slot: once the slots' text buffers have
+    // grown to the longest piece, delivering allocates nothing.
+    void deliver(const RequestEvent& ev);
     bool finished() const;
 
-    // Caller side: wait up to timeout_ms (<0 forever) for the next event.
-    // Returns false on timeout. After the finish event, returns it again.
+    // Caller side: wait up to timeout_ms (<0 forever) for the next event and
+    // swap it into *out (whose buffers go back into the ring, so a steady
+    // pull loop allocates nothing). Returns false on timeout. After the finish
+    // event, returns it again.
     bool next(int32_t timeout_ms, RequestEvent* out);
 
 private:
+    void push_locked(const RequestEvent& ev);
+
     mutable std::mutex mutex_;
     std::condition_variable cv_;
-    std::deque<RequestEvent> queue_;
+    std::vector<RequestEvent> ring_ = std::vector<RequestEvent>(16);  // grows by doubling when full
+    size_t head_ = 0, count_ = 0;
     bool finished_ = false;
     RequestEvent finish_;
 };

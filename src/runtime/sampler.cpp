@@ -124,7 +124,8 @@ size_t select_nucleus(C* c, size_t lo, size_t hi, double cum, double goal) {
 
 }  // namespace
 
-Sampler::Sampler(const SamplingParams& params, int32_t n_vocab) : params_(params), n_vocab_(n_vocab) {
+Sampler::Sampler(const SamplingParams& params, int32_t n_vocab, std::pmr::memory_resource* mr)
+    : params_(params), n_vocab_(n_vocab), cand_(mr), seen_(mr) {
     const char* err = validate_sampling(params);
     if (err[0] != '\0') fail(MW_ERR_INVALID_ARGUMENT, err);
     if (n_vocab <= 0) fail(MW_ERR_INVALID_ARGUMENT, "sampler: n_vocab must be > 0 (got " + std::to_string(n_vocab) + ")");

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory_resource>
 #include <vector>
 
 namespace mw {
@@ -29,7 +30,9 @@ class Sampler {
 public:
     // Throws mw::Error(MW_ERR_INVALID_ARGUMENT) for invalid params or n_vocab <= 0.
     // params.seed must be concrete (the caller resolves MW_SEED_RANDOM).
-    Sampler(const SamplingParams& params, int32_t n_vocab);
+    // Scratch (about 13 bytes per vocabulary entry) comes from mr: the engine's heap.
+    Sampler(const SamplingParams& params, int32_t n_vocab,
+            std::pmr::memory_resource* mr = std::pmr::get_default_resource());
     // logits: n_vocab floats (modified in place by the repetition penalty; a
     // NaN counts as -inf). history: previously seen tokens (prompt +
     // generated), for the penalty; ids outside [0, n_vocab) are ignored.
@@ -50,8 +53,8 @@ private:
     SamplingParams params_;
     int32_t n_vocab_;
     uint64_t rng_[4];
-    std::vector<Candidate> cand_;  // n_vocab entries; a prefix of them is kept
-    std::vector<uint8_t> seen_;    // by token id: penalized already this call
+    std::pmr::vector<Candidate> cand_;  // n_vocab entries; a prefix of them is kept
+    std::pmr::vector<uint8_t> seen_;    // by token id: penalized already this call
 };
 
 }  // namespace mw

@@ -6,15 +6,17 @@
 
 namespace mw {
 
-Sequence::Sequence(std::shared_ptr<Request> r, int32_t n_vocab)
-    : request(std::move(r)), sampler(request->sampling, n_vocab), text(request->stops) {
-    tokens = request->prompt;
+Sequence::Sequence(std::shared_ptr<Request> r, int32_t n_vocab, int32_t limit_tokens, std::pmr::memory_resource* mr)
+    : request(std::move(r)), tokens(mr), limit(limit_tokens), sampler(request->sampling, n_vocab, mr), text(request->stops) {
+    tokens.reserve((size_t)limit_tokens);  // generation never reallocates
+    tokens.assign(request->prompt.begin(), request->prompt.end());
 }
 
 Scheduler::Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& exec, int32_t n_ctx,
-                     int32_t max_sequences, int32_t max_batch_tokens)
+                     int32_t max_sequences, int32_t max_batch_tokens, std::pmr::memory_resource* mr)
     : model_(std::move(model)), kv_(kv), exec_(exec), n_ctx_(n_ctx), max_sequences_(max_sequences),
-      max_batch_tokens_(max_batch_tokens) {
+      max_batch_tokens_(max_batch_tokens), mr_(mr) {
+    token_event_.text.reserve(256);
     batch_.tokens.reserve((size_t)max_batch_tokens);
     batch_.tables.reserve((size_t)max_sequences);
     logit_owner_.reserve((size_t)max_sequences);
@@ -29,8 +31,7 @@ int32_t Scheduler::tokens_needed(const Request& r) const {
 void Scheduler::admit(std::deque<std::shared_ptr<Request>>& waiting) {
     while (!waiting.empty() && (int32_t)running_.size() < max_sequences_) {
         std::shared_ptr<Request> r = waiting.front();
-        auto s = std::make_unique<Sequence>(r, model_->config().n_vocab);
-        s->limit = tokens_needed(*r);
+        auto s = std::make_unique<Sequence>(r, model_->config().n_vocab, tokens_needed(*r), mr_);
         if (!kv_.reserve(s->table, s->limit)) {  // wait until blocks come back
             kv_.release(s->table);
             break;
@@ -68,15 +69,16 @@ void Scheduler::after_logits(Sequence& s, float* logits) {
         finish(s, MW_FINISH_EOS, MW_OK, "");
         return;
     }
-    s.tokens.push_back(id);
+    s.tokens.push_back(id);  // capacity reserved at admission
     s.n_generated++;
-    RequestEvent ev;
+    RequestEvent& ev = token_event_;  // reused: its text keeps its capacity
     ev.kind = MW_EVENT_TOKEN;
     ev.token = id;
     ev.n_prompt_tokens = (uint32_t)r.prompt.size();
     ev.n_generated_tokens = (uint32_t)s.n_generated;
-    const bool stopped = s.text.push(tok.piece(id, false), &ev.text);
-    s.request->deliver(std::move(ev));
+    ev.text.clear();
+    const bool stopped = s.text.push(tok.piece_view(id, false), &ev.text);
+    s.request->deliver(ev);
     if (stopped) finish(s, MW_FINISH_STOP_STRING, MW_OK, "");
     else if (r.max_tokens != 0 && (uint32_t)s.n_generated >= r.max_tokens) finish(s, MW_FINISH_LENGTH, MW_OK, "");
     else if ((int32_t)s.tokens.size() >= s.limit) finish(s, MW_FINISH_CONTEXT, MW_OK, "");

@@ -15,6 +15,7 @@
 
 #include <deque>
 #include <memory>
+#include <memory_resource>
 #include <vector>
 
 namespace mw {
@@ -22,19 +23,21 @@ namespace mw {
 struct Sequence {
     std::shared_ptr<Request> request;
     BlockTable table;
-    std::vector<int32_t> tokens;  // prompt + generated
-    int32_t n_past = 0;           // tokens whose K/V are in the cache
+    std::pmr::vector<int32_t> tokens;  // prompt + generated
+    int32_t n_past = 0;                // tokens whose K/V are in the cache
     int32_t n_generated = 0;
-    int32_t limit = 0;            // total tokens this sequence may reach
+    int32_t limit = 0;                 // total tokens this sequence may reach
     Sampler sampler;
     TextStream text;
-    Sequence(std::shared_ptr<Request> r, int32_t n_vocab);
+    Sequence(std::shared_ptr<Request> r, int32_t n_vocab, int32_t limit_tokens, std::pmr::memory_resource* mr);
 };
 
 class Scheduler {
 public:
+    // Per-sequence state (tokens, sampler scratch) comes from mr, the engine's heap.
     Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& exec, int32_t n_ctx, int32_t max_sequences,
-              int32_t max_batch_tokens);
+              int32_t max_batch_tokens, std::pmr::memory_resource* mr);
+    int32_t n_running() const { return (int32_t)running_.size(); }
 
     // Tokens of KV a request needs in the worst case.
     int32_t tokens_needed(const Request& r) const;
@@ -61,6 +64,8 @@ private:
     Batch batch_;
     std::vector<Sequence*> logit_owner_;  // which sequence each logits row belongs to
     std::vector<Sequence*> prefilling_;
+    std::pmr::memory_resource* mr_;
+    RequestEvent token_event_;  // reused for every token event
 };
 
 }  // namespace mw
