@@ -262,10 +262,11 @@ typedef struct mw_memory_report {
     uint64_t scratch_bytes;
     /* the general heap (mimalloc, or the system allocator in a comparison
        build). mimalloc's figures cover every memwise engine in the process. */
-    uint64_t heap_committed_bytes;      /* what the heap holds from the OS */
-    uint64_t heap_overhead_bytes;       /* committed minus what the engine's objects use */
-    /* the engine's own anonymous memory: kv_resident + activations_high_water
-       + heap_committed + the tokenizer tables */
+    uint64_t heap_committed_bytes;      /* address space the heap has committed (not all touched) */
+    uint64_t heap_overhead_bytes;       /* committed minus what the engine's objects use now */
+    /* the engine's own anonymous memory in RAM: kv_resident + activations_high_water
+       + the heap's peak live bytes + the tokenizer tables. The test suite checks
+       it against the process's anonymous memory growth (within 10% + 4 MiB). */
     uint64_t engine_total_bytes;
     /* the whole process, from /proc/self/smaps_rollup (0 where unavailable) */
     uint64_t process_rss_bytes;

@@ -174,6 +174,7 @@ MW_API mw_status mw_model_open(const char* path, const mw_model_options* opts, m
         const mw_model_options o = read_options(opts, mw_model_options_init, "mw_model_options");
         mw::ModelLoadOptions lo;
         lo.prefault = o.prefault != 0;
+        if (o.cache_dir) lo.cache_dir = o.cache_dir;
         auto h = std::make_unique<mw_model>();
         h->model = mw::Model::load(path, lo);
         register_handle(h.get());
@@ -365,6 +366,40 @@ MW_API mw_status mw_engine_create(mw_model* model, const mw_engine_options* opts
         h->engine = std::make_unique<mw::Engine>(model->model, eo);
         register_handle(h.get());
         *out_engine = h.release();
+    });
+}
+
+MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* report) {
+    return guarded([&] {
+        check_handle(engine, "engine");
+        if (!report || report->struct_size < sizeof(uint32_t))
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "report is NULL or report->struct_size not set");
+        const mw::EngineMemory m = engine->engine->memory();
+        mw_memory_report r;
+        std::memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        r.version = MW_MEMORY_REPORT_VERSION;
+        r.weights_mapped_bytes = m.weights_mapped;
+        r.weights_resident_bytes = m.weights_resident;
+        r.kv_reserved_bytes = m.kv_reserved;
+        r.kv_resident_bytes = m.kv_resident;
+        r.kv_used_bytes = m.kv_used;
+        r.kv_cached_bytes = m.kv_cached;
+        r.kv_free_bytes = m.kv_free;
+        r.activations_reserved_bytes = m.activations_reserved;
+        r.activations_high_water_bytes = m.activations_high_water;
+        r.scratch_bytes = m.scratch;
+        r.heap_committed_bytes = m.heap_committed;
+        r.heap_overhead_bytes = m.heap_overhead;
+        r.engine_total_bytes = m.engine_total;
+        r.process_rss_bytes = m.process.rss;
+        r.process_pss_bytes = m.process.pss;
+        r.process_anonymous_bytes = m.process.anonymous;
+        r.process_file_bytes = m.process.file;
+        r.heap_allocations = m.heap_allocations;
+        const size_t n = std::min<size_t>(report->struct_size, sizeof r);
+        std::memcpy(report, &r, n);
+        report->struct_size = (uint32_t)n;
     });
 }
 

@@ -112,7 +112,10 @@ EngineMemory Engine::memory() const {
     m.heap_committed = memory::Heap::committed_bytes();
     m.heap_overhead = m.heap_committed > heap_.live_bytes() ? m.heap_committed - heap_.live_bytes() : 0;
     m.heap_allocations = heap_.allocations();
-    m.engine_total = m.kv_resident + m.activations_high_water + m.heap_committed + model_->tokenizer().memory_bytes();
+    // What the engine keeps in RAM. The heap counts at its peak: freed memory
+    // stays resident in mimalloc's pages for reuse (its "committed" figure is
+    // address space, mostly untouched, so it is reported but not summed).
+    m.engine_total = m.kv_resident + m.activations_high_water + heap_.peak_bytes() + model_->tokenizer().memory_bytes();
     m.process = memory::read_process_memory();
     return m;
 }
