@@ -280,6 +280,26 @@ typedef struct mw_memory_report {
  * few system calls (mincore, /proc). Errors: MW_ERR_INVALID_ARGUMENT. */
 MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* report);
 
+/* What an engine with these options would allocate, computed without
+ * allocating: the same plan mw_engine_create makes. */
+typedef struct mw_engine_plan {
+    uint32_t struct_size;           /* set by the caller to sizeof(mw_engine_plan) */
+    uint32_t n_threads;
+    uint32_t n_ctx;
+    uint32_t max_sequences;
+    uint32_t kv_block_tokens;
+    uint32_t max_batch_tokens;
+    uint32_t n_kv_blocks;
+    uint64_t kv_block_bytes;
+    uint64_t kv_bytes;              /* the KV pool (resident only as blocks are used) */
+    uint64_t activation_bytes;      /* the step arena (resident up to the largest batch run) */
+} mw_engine_plan;
+
+/* Fills *plan for engine options opts (NULL = defaults) on model. Errors as
+ * mw_engine_create: MW_ERR_INVALID_ARGUMENT, MW_ERR_BUDGET (with the smallest
+ * budget that works in the message). Thread-safe. */
+MW_API mw_status mw_engine_plan_memory(const mw_model* model, const mw_engine_options* opts, mw_engine_plan* plan);
+
 /* Cancels every request still running, joins the engine's threads and frees
  * the engine. Requests not yet released stay valid handles that report
  * MW_FINISH_CANCELLED; release them as usual. Accepts NULL. */

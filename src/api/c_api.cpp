@@ -174,6 +174,16 @@ MW_API mw_status mw_model_open(const char* path, const mw_model_options* opts, m
         const mw_model_options o = read_options(opts, mw_model_options_init, "mw_model_options");
         mw::ModelLoadOptions lo;
         lo.prefault = o.prefault != 0;
+        lo.lock = o.lock != 0;
+        switch (o.access_hint) {
+            case MW_ACCESS_DEFAULT: lo.access = mw::gguf::AccessHint::Default; break;
+            case MW_ACCESS_RANDOM: lo.access = mw::gguf::AccessHint::Random; break;
+            case MW_ACCESS_SEQUENTIAL: lo.access = mw::gguf::AccessHint::Sequential; break;
+            case MW_ACCESS_WILLNEED: lo.access = mw::gguf::AccessHint::WillNeed; break;
+            default:
+                mw::fail(MW_ERR_INVALID_ARGUMENT, "mw_model_options.access_hint " + std::to_string(o.access_hint) +
+                                                      " is not an mw_access_hint (0..3)");
+        }
         if (o.cache_dir) lo.cache_dir = o.cache_dir;
         auto h = std::make_unique<mw_model>();
         h->model = mw::Model::load(path, lo);
@@ -342,30 +352,61 @@ MW_API void mw_engine_options_init(mw_engine_options* opts) {
     opts->memory_budget_bytes = 0;
 }
 
+namespace {
+mw::EngineOptions engine_options_from(const mw_engine_options* opts) {
+    const mw_engine_options o = read_options(opts, mw_engine_options_init, "mw_engine_options");
+    mw::EngineOptions eo;
+    if (o.n_threads > 1024) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_threads " + std::to_string(o.n_threads) + " out of range");
+    if (o.n_ctx > (1u << 22)) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_ctx " + std::to_string(o.n_ctx) + " too large");
+    if (o.max_sequences > 4096 || o.kv_block_tokens > 1024 || o.max_batch_tokens > 65536)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "max_sequences, kv_block_tokens or max_batch_tokens out of range");
+    if (o.kv_type != MW_KV_F16 && o.kv_type != MW_KV_F32)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "kv_type " + std::to_string(o.kv_type) + " is not a mw_kv_type");
+    eo.n_threads = (int32_t)o.n_threads;
+    eo.n_ctx = (int32_t)o.n_ctx;
+    eo.max_sequences = (int32_t)o.max_sequences;
+    eo.kv_block_tokens = (int32_t)o.kv_block_tokens;
+    eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : mw::KvType::F16;
+    eo.max_batch_tokens = (int32_t)o.max_batch_tokens;
+    eo.memory_budget_bytes = o.memory_budget_bytes;
+    return eo;
+}
+}  // namespace
+
 MW_API mw_status mw_engine_create(mw_model* model, const mw_engine_options* opts, mw_engine** out_engine) {
     return guarded([&] {
         if (!out_engine) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_engine is NULL");
         *out_engine = nullptr;
         check_handle(model, "model");
-        const mw_engine_options o = read_options(opts, mw_engine_options_init, "mw_engine_options");
-        mw::EngineOptions eo;
-        if (o.n_threads > 1024) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_threads " + std::to_string(o.n_threads) + " out of range");
-        if (o.n_ctx > (1u << 22)) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_ctx " + std::to_string(o.n_ctx) + " too large");
-        if (o.max_sequences > 4096 || o.kv_block_tokens > 1024 || o.max_batch_tokens > 65536)
-            mw::fail(MW_ERR_INVALID_ARGUMENT, "max_sequences, kv_block_tokens or max_batch_tokens out of range");
-        if (o.kv_type != MW_KV_F16 && o.kv_type != MW_KV_F32)
-            mw::fail(MW_ERR_INVALID_ARGUMENT, "kv_type " + std::to_string(o.kv_type) + " is not a mw_kv_type");
-        eo.n_threads = (int32_t)o.n_threads;
-        eo.n_ctx = (int32_t)o.n_ctx;
-        eo.max_sequences = (int32_t)o.max_sequences;
-        eo.kv_block_tokens = (int32_t)o.kv_block_tokens;
-        eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : mw::KvType::F16;
-        eo.max_batch_tokens = (int32_t)o.max_batch_tokens;
-        eo.memory_budget_bytes = o.memory_budget_bytes;
+        const mw::EngineOptions eo = engine_options_from(opts);
         auto h = std::make_unique<mw_engine>();
         h->engine = std::make_unique<mw::Engine>(model->model, eo);
         register_handle(h.get());
         *out_engine = h.release();
+    });
+}
+
+MW_API mw_status mw_engine_plan_memory(const mw_model* model, const mw_engine_options* opts, mw_engine_plan* plan) {
+    return guarded([&] {
+        check_handle(model, "model");
+        if (!plan || plan->struct_size < sizeof(uint32_t))
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "plan is NULL or plan->struct_size not set");
+        const mw::EnginePlan p = mw::plan_engine(model->model->config(), engine_options_from(opts));
+        mw_engine_plan r;
+        std::memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        r.n_threads = (uint32_t)p.n_threads;
+        r.n_ctx = (uint32_t)p.n_ctx;
+        r.max_sequences = (uint32_t)p.max_sequences;
+        r.kv_block_tokens = (uint32_t)p.block_tokens;
+        r.max_batch_tokens = (uint32_t)p.max_batch_tokens;
+        r.n_kv_blocks = (uint32_t)p.n_blocks;
+        r.kv_block_bytes = p.block_bytes;
+        r.kv_bytes = p.kv_bytes;
+        r.activation_bytes = p.scratch_bytes;
+        const size_t n = std::min<size_t>(plan->struct_size, sizeof r);
+        std::memcpy(plan, &r, n);
+        plan->struct_size = (uint32_t)n;
     });
 }
 

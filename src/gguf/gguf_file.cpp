@@ -30,6 +30,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -340,6 +341,50 @@ namespace {
 
 // ---- File: opening ----------------------------------------------------------
 
+namespace {
+
+// "8388608 bytes (8192 KiB)" or "unlimited".
+std::string limit_str(rlim_t v) {
+    if (v == RLIM_INFINITY) return "unlimited";
+    return num((uint64_t)v) + " bytes (" + num((uint64_t)v >> 10) + " KiB)";
+}
+
+// madvise for the access hint. A hint the kernel refuses is an I/O error rather
+// than silently ignored: the caller asked for a specific paging behaviour.
+void apply_access_hint(void* p, uint64_t size, AccessHint hint, const std::string& path) {
+    int advice = 0;
+    const char* name = "";
+    switch (hint) {
+        case AccessHint::Default: return;
+        case AccessHint::Random: advice = MADV_RANDOM; name = "MADV_RANDOM"; break;
+        case AccessHint::Sequential: advice = MADV_SEQUENTIAL; name = "MADV_SEQUENTIAL"; break;
+        case AccessHint::WillNeed: advice = MADV_WILLNEED; name = "MADV_WILLNEED"; break;
+    }
+    if (madvise(p, (size_t)size, advice) != 0)
+        fail(MW_ERR_IO, "cannot apply " + std::string(name) + " to the mapping of '" + path + "': " +
+                            std::strerror(errno));
+}
+
+// mlock the whole mapping (this also reads every page in). When the limit
+// forbids it, the message gives the limit and what the file needs, so the user
+// knows what to raise (ulimit -l, LimitMEMLOCK=, /etc/security/limits.conf).
+void lock_mapping(const void* p, uint64_t size, const std::string& path) {
+    if (mlock(p, (size_t)size) == 0) return;
+    const int e = errno;
+    const long page = sysconf(_SC_PAGESIZE);
+    const uint64_t pg = page > 0 ? (uint64_t)page : 4096;
+    const uint64_t need = (size + pg - 1) / pg * pg;
+    struct rlimit rl;
+    std::string limit = "unknown";
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0)
+        limit = limit_str(rl.rlim_cur) + " (hard limit " + limit_str(rl.rlim_max) + ")";
+    fail(MW_ERR_IO, "cannot lock '" + path + "' in memory: mlock: " + std::strerror(e) + "; locking needs " +
+                        num(need) + " bytes (" + num(need >> 10) + " KiB) and RLIMIT_MEMLOCK is " + limit +
+                        "; raise it (ulimit -l) or open without lock");
+}
+
+}  // namespace
+
 std::unique_ptr<File> File::open(const std::string& path, const OpenOptions& opts) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail(MW_ERR_IO, "cannot open '" + path + "': " + std::strerror(errno));
@@ -374,12 +419,14 @@ std::unique_ptr<File> File::open(const std::string& path, const OpenOptions& opt
     f->path_ = path;
     f->base_ = (const uint8_t*)p;
     f->size_ = size;
-    f->mapped_ = true;  // from here the destructor unmaps, also when parse() throws
+    f->mapped_ = true;  // from here the destructor unmaps (and unlocks), also on errors below
+    apply_access_hint(p, size, opts.access, path);
     try {
         f->parse();
     } catch (const Error& e) {
         fail(e.status(), "'" + path + "': " + e.what());
     }
+    if (opts.lock) lock_mapping(p, size, path);
     return f;
 }
 

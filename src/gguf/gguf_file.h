@@ -65,13 +65,20 @@ struct TensorInfo {
     uint64_t info_offset = 0;       // byte offset of this tensor's info record (for messages)
 };
 
+// How the kernel should read the mapping ahead (madvise).
+enum class AccessHint { Default, Random, Sequential, WillNeed };
+
 struct OpenOptions {
-    bool prefault = false;  // MAP_POPULATE
+    bool prefault = false;                   // MAP_POPULATE: read every page at open
+    bool lock = false;                       // mlock the whole mapping; MW_ERR_IO when RLIMIT_MEMLOCK forbids it
+    AccessHint access = AccessHint::Default; // MADV_RANDOM / MADV_SEQUENTIAL / MADV_WILLNEED
 };
 
 class File {
 public:
     // Maps and validates. Throws mw::Error (MW_ERR_IO, MW_ERR_FORMAT, MW_ERR_UNSUPPORTED).
+    // The access hint is applied right after mapping; the lock after validation
+    // (a malformed file fails before its pages are all read).
     static std::unique_ptr<File> open(const std::string& path, const OpenOptions& opts = {});
     // Validates a GGUF image already in memory (not copied; must outlive the File).
     static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size);

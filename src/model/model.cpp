@@ -1,4 +1,5 @@
 #include "model/model.h"
+#include "gguf/compressed_model.h"
 
 #include "base/error.h"
 
@@ -16,7 +17,7 @@ std::string shape_str(const gguf::TensorInfo& t) {
 }
 
 // Binds a tensor and checks its shape (ne0 = n_in, ne1 = n_out; n_out 0 = a vector).
-Weight bind(const gguf::File& f, const std::string& name, int64_t n_in, int64_t n_out, bool required,
+Weight bind_weight(const gguf::File& f, const std::string& name, int64_t n_in, int64_t n_out, bool required,
             bool f32_only = false) {
     Weight w;
     const gguf::TensorInfo* t = f.find_tensor(name);
@@ -54,21 +55,23 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const ModelLoa
     std::shared_ptr<Model> m(new Model());
     gguf::OpenOptions fo;
     fo.prefault = opts.prefault;
-    m->file_ = gguf::File::open(path, fo);
+    fo.lock = opts.lock;
+    fo.access = opts.access;
+    m->file_ = gguf::File::open(gguf::resolve_compressed_model(path, opts.cache_dir), fo);
     const gguf::File& f = *m->file_;
     m->config_ = read_model_config(f);
     const ModelConfig& c = m->config_;
     ModelWeights& w = m->weights_;
 
-    w.token_embd = bind(f, "token_embd.weight", c.n_embd, c.n_vocab, true);
-    w.output_norm = bind(f, "output_norm.weight", c.n_embd, 0, true, true);
-    w.output = bind(f, "output.weight", c.n_embd, c.n_vocab, false);
+    w.token_embd = bind_weight(f, "token_embd.weight", c.n_embd, c.n_vocab, true);
+    w.output_norm = bind_weight(f, "output_norm.weight", c.n_embd, 0, true, true);
+    w.output = bind_weight(f, "output.weight", c.n_embd, c.n_vocab, false);
     if (!w.output) {
         w.output = w.token_embd;
         w.tied_output = true;
     }
     if (const gguf::TensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
-        Weight r = bind(f, "rope_freqs.weight", c.n_rot / 2, 0, true, true);
+        Weight r = bind_weight(f, "rope_freqs.weight", c.n_rot / 2, 0, true, true);
         w.rope_freq_factors.resize((size_t)(c.n_rot / 2));
         std::memcpy(w.rope_freq_factors.data(), r.data, w.rope_freq_factors.size() * sizeof(float));
         (void)rf;
@@ -81,20 +84,20 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const ModelLoa
         const int64_t q_dim = (int64_t)lc.n_head * c.head_dim;
         const int64_t kv_dim = (int64_t)lc.n_head_kv * c.head_dim;
         if (lc.n_head > 0) {
-            l.attn_norm = bind(f, blk(i, "attn_norm.weight"), c.n_embd, 0, true, true);
-            l.wq = bind(f, blk(i, "attn_q.weight"), c.n_embd, q_dim, true);
-            l.wk = bind(f, blk(i, "attn_k.weight"), c.n_embd, kv_dim, true);
-            l.wv = bind(f, blk(i, "attn_v.weight"), c.n_embd, kv_dim, true);
-            l.wo = bind(f, blk(i, "attn_output.weight"), q_dim, c.n_embd, true);
-            l.bq = bind(f, blk(i, "attn_q.bias"), q_dim, 0, has_bias, true);
-            l.bk = bind(f, blk(i, "attn_k.bias"), kv_dim, 0, has_bias, true);
-            l.bv = bind(f, blk(i, "attn_v.bias"), kv_dim, 0, has_bias, true);
+            l.attn_norm = bind_weight(f, blk(i, "attn_norm.weight"), c.n_embd, 0, true, true);
+            l.wq = bind_weight(f, blk(i, "attn_q.weight"), c.n_embd, q_dim, true);
+            l.wk = bind_weight(f, blk(i, "attn_k.weight"), c.n_embd, kv_dim, true);
+            l.wv = bind_weight(f, blk(i, "attn_v.weight"), c.n_embd, kv_dim, true);
+            l.wo = bind_weight(f, blk(i, "attn_output.weight"), q_dim, c.n_embd, true);
+            l.bq = bind_weight(f, blk(i, "attn_q.bias"), q_dim, 0, has_bias, true);
+            l.bk = bind_weight(f, blk(i, "attn_k.bias"), kv_dim, 0, has_bias, true);
+            l.bv = bind_weight(f, blk(i, "attn_v.bias"), kv_dim, 0, has_bias, true);
         }
         if (lc.n_ff > 0) {
-            l.ffn_norm = bind(f, blk(i, "ffn_norm.weight"), c.n_embd, 0, true, true);
-            l.w_gate = bind(f, blk(i, "ffn_gate.weight"), c.n_embd, lc.n_ff, true);
-            l.w_up = bind(f, blk(i, "ffn_up.weight"), c.n_embd, lc.n_ff, true);
-            l.w_down = bind(f, blk(i, "ffn_down.weight"), lc.n_ff, c.n_embd, true);
+            l.ffn_norm = bind_weight(f, blk(i, "ffn_norm.weight"), c.n_embd, 0, true, true);
+            l.w_gate = bind_weight(f, blk(i, "ffn_gate.weight"), c.n_embd, lc.n_ff, true);
+            l.w_up = bind_weight(f, blk(i, "ffn_up.weight"), c.n_embd, lc.n_ff, true);
+            l.w_down = bind_weight(f, blk(i, "ffn_down.weight"), lc.n_ff, c.n_embd, true);
         }
     }
 

@@ -44,6 +44,9 @@ struct ModelWeights {
 
 struct ModelLoadOptions {
     bool prefault = false;
+    bool lock = false;                                        // mlock the mapping
+    gguf::AccessHint access = gguf::AccessHint::Default;      // madvise hint
+    std::string cache_dir;  // where a .gguf.zst model is decompressed; empty = the default cache
 };
 
 class Model {
