@@ -258,11 +258,25 @@ static void test_budget_too_small(void** state) {
     REQUIRE_FIXTURE(fx);
     mw_engine_options eo;
     mw_engine* e = (mw_engine*)1;
+    mw_engine_plan plan;
     mw_engine_options_init(&eo);
     eo.memory_budget_bytes = 1000;
     assert_int_equal(mw_engine_create(fx->model, &eo, &e), MW_ERR_BUDGET);
     assert_error_mentions("smallest budget");
     assert_null(e);
+    plan.struct_size = sizeof plan;
+    assert_int_equal(mw_engine_plan_memory(fx->model, &eo, &plan), MW_ERR_BUDGET);
+    /* the plan without a budget: whole contexts for every sequence */
+    mw_engine_options_init(&eo);
+    eo.n_ctx = 100;
+    eo.max_sequences = 3;
+    assert_int_equal(mw_engine_plan_memory(fx->model, &eo, &plan), MW_OK);
+    assert_int_equal(plan.n_ctx, 100);
+    assert_int_equal(plan.n_kv_blocks, 3 * 7); /* ceil(100 / 16) blocks each */
+    assert_int_equal(plan.kv_block_bytes, 16 * 640);
+    assert_int_equal(plan.kv_bytes, plan.n_kv_blocks * plan.kv_block_bytes);
+    assert_true(plan.activation_bytes > 0);
+    assert_int_equal(mw_engine_plan_memory(NULL, &eo, &plan), MW_ERR_INVALID_ARGUMENT);
     mw_engine_options_init(&eo);
     eo.kv_type = 7;
     assert_int_equal(mw_engine_create(fx->model, &eo, &e), MW_ERR_INVALID_ARGUMENT);

@@ -68,6 +68,38 @@ help)
     [ "$RC" -eq 2 ] || fail "no arguments exited $RC, expected 2"
     grep -q "Usage" "$TMP/none.err" || fail "no arguments: usage not on stderr"
     ;;
+load_options)
+    # --populate / --lock / --access: same greedy text as a default load; a bad
+    # hint is a usage error; a lock the limit forbids names RLIMIT_MEMLOCK.
+    require_model stories260K.gguf
+    run_mw plain run "$MODEL" -p "Once upon a time" -n 16 --temp 0
+    [ "$RC" -eq 0 ] || fail "run exited $RC: $(cat "$TMP/plain.err")"
+    for opts in "--populate" "--lock" "--access random" "--access sequential" "--access willneed" \
+                "--populate --lock --access=willneed"; do
+        # shellcheck disable=SC2086
+        run_mw opt run "$MODEL" -p "Once upon a time" -n 16 --temp 0 $opts
+        [ "$RC" -eq 0 ] || fail "run $opts exited $RC: $(cat "$TMP/opt.err")"
+        cmp -s "$TMP/plain.out" "$TMP/opt.out" || fail "run $opts printed other text: $(cat "$TMP/opt.out")"
+        # shellcheck disable=SC2086
+        run_mw b bench "$MODEL" --prompt-tokens 8 --gen-tokens 4 --threads 1 $opts
+        [ "$RC" -eq 0 ] || fail "bench $opts exited $RC: $(cat "$TMP/b.err")"
+    done
+    expect_error bad_hint "--access must be" run "$MODEL" -p hi --access bogus
+    [ "$RC" -eq 2 ] || fail "--access bogus exited $RC, expected 2"
+    expect_error no_hint "needs a value" bench "$MODEL" --access
+    # Without CAP_IPC_LOCK (dropped from the bounding set: gone after exec) and
+    # with a 16 KiB limit, --lock must fail and say why.
+    if command -v setpriv >/dev/null 2>&1 &&
+       setpriv --bounding-set=-ipc_lock true 2>/dev/null; then
+        setpriv --bounding-set=-ipc_lock sh -c 'ulimit -l 16 && exec "$@"' sh \
+            "$MW" run "$MODEL" -p hi -n 2 --lock >"$TMP/lk.out" 2>"$TMP/lk.err"
+        RC=$?
+        [ "$RC" -eq 1 ] || fail "--lock under a 16 KiB limit exited $RC: $(cat "$TMP/lk.err")"
+        grep -q "RLIMIT_MEMLOCK is 16384 bytes" "$TMP/lk.err" || fail "lock error lacks the limit: $(cat "$TMP/lk.err")"
+    else
+        echo "note: setpriv cannot drop CAP_IPC_LOCK here; lock failure path covered by test_api_loading"
+    fi
+    ;;
 bad_options)
     expect_error unknown_cmd "unknown command" frobnicate
     expect_error unknown_top "unknown option" --frobnicate
@@ -125,6 +157,14 @@ inspect)
     grep -q "F32" "$TMP/i.out" || fail "no F32 in the tensor type histogram"
     grep -q "per token" "$TMP/i.out" || fail "no KV bytes per token"
     grep -Eq 'vocabulary: +512' "$TMP/i.out" || fail "vocabulary is not 512"
+    # --budget: stories260K needs 640 B of F16 KV per token, so 10 MiB holds
+    # 20 sequences of 512 tokens next to the weights and the step arena.
+    run_mw b inspect "$MODEL" --budget 10MiB
+    [ "$RC" -eq 0 ] || fail "inspect --budget exited $RC: $(cat "$TMP/b.err")"
+    grep -Eq 'context 512 +20 sequences' "$TMP/b.out" || fail "unexpected budget plan: $(cat "$TMP/b.out")"
+    grep -q "fits: 20 sequences of 512 tokens or 5 sequences of 2048 tokens" "$TMP/b.out" ||
+        fail "no 'fits:' summary: $(cat "$TMP/b.out")"
+    expect_error bad_budget "not a size" inspect "$MODEL" --budget 10XB
     ;;
 chat)
     require_model stories260K.gguf

@@ -1,6 +1,7 @@
 // memwise inspect: what a model file holds and what running it costs.
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <algorithm>
@@ -25,8 +26,29 @@ static void print_help() {
            "Options:\n"
            "  --ctx N                show the KV cost of a context of N tokens\n"
            "                         (default: 4096 and the training context)\n"
+           "  --budget SIZE          what fits in SIZE bytes of RAM (e.g. 1GiB, 512MiB,\n"
+           "                         2000000000): weights + step arena + KV, as sequences\n"
+           "                         of 512 ... 8192 tokens\n"
            "  --tensors              list every tensor (name, type, shape, bytes)\n"
            "  -h, --help             show this help\n");
+}
+
+// "1GiB", "512MiB", "64KiB", "1G", "100M", or plain bytes. 0 on a malformed value.
+static uint64_t parse_size(const std::string& text) {
+    char* end = nullptr;
+    const double v = strtod(text.c_str(), &end);
+    if (end == text.c_str() || !(v > 0)) return 0;
+    const std::string unit(end);
+    double mult = 1;
+    if (unit == "" || unit == "B") mult = 1;
+    else if (unit == "KiB" || unit == "K" || unit == "k") mult = 1024.0;
+    else if (unit == "MiB" || unit == "M") mult = 1024.0 * 1024;
+    else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
+    else if (unit == "KB") mult = 1e3;
+    else if (unit == "MB") mult = 1e6;
+    else if (unit == "GB") mult = 1e9;
+    else return 0;
+    return (uint64_t)(v * mult);
 }
 
 // "123.4 MiB" style, binary units.
@@ -86,11 +108,67 @@ static void print_kv_line(const char* label, uint32_t n_ctx, uint64_t per_token_
            human_bytes(per_token_f16 * 2 * n_ctx).c_str());
 }
 
+// What a RAM budget holds: the weights (file-backed, resident when used), the
+// step arena, and as many full-context sequences of KV as remain, for a few
+// context lengths, using the engine's own planner.
+static void print_budget(const mw_model* model, const mw_model_info& info, uint64_t budget) {
+    printf("\nbudget %s:\n", human_bytes(budget).c_str());
+    printf("  weights:        %s (mapped from the file, shared between processes)\n",
+           human_bytes(info.weight_bytes).c_str());
+    printf("  KV per token:   F16 %s, F32 %s\n", human_bytes(info.kv_bytes_per_token).c_str(),
+           human_bytes(2ull * info.kv_bytes_per_token).c_str());
+    const uint32_t contexts[] = {512, 2048, 4096, 8192};
+    std::string summary;
+    for (uint32_t n_ctx : contexts) {
+        if (info.n_ctx_train && n_ctx > info.n_ctx_train) continue;
+        // Largest number of sequences whose plan fits next to the weights.
+        uint32_t best = 0;
+        uint64_t best_total = 0;
+        for (uint32_t seqs = 1; seqs <= 4096; seqs *= 2) {
+            mw_engine_options eo;
+            mw_engine_options_init(&eo);
+            eo.n_ctx = n_ctx;
+            eo.max_sequences = seqs;
+            mw_engine_plan plan;
+            plan.struct_size = sizeof plan;
+            if (mw_engine_plan_memory(model, &eo, &plan) != MW_OK) break;
+            const uint64_t total = info.weight_bytes + plan.kv_bytes + plan.activation_bytes;
+            if (total > budget) break;
+            best = seqs;
+            best_total = total;
+        }
+        // Refine between best and 2 * best.
+        for (uint32_t seqs = best + 1; best && seqs < 2 * best; seqs++) {
+            mw_engine_options eo;
+            mw_engine_options_init(&eo);
+            eo.n_ctx = n_ctx;
+            eo.max_sequences = seqs;
+            mw_engine_plan plan;
+            plan.struct_size = sizeof plan;
+            if (mw_engine_plan_memory(model, &eo, &plan) != MW_OK) break;
+            const uint64_t total = info.weight_bytes + plan.kv_bytes + plan.activation_bytes;
+            if (total > budget) break;
+            best = seqs;
+            best_total = total;
+        }
+        if (best == 0) {
+            printf("  context %-6u  does not fit (one sequence needs more)\n", n_ctx);
+            continue;
+        }
+        printf("  context %-6u  %u sequence%s (%s of %s)\n", n_ctx, best, best == 1 ? "" : "s",
+               human_bytes(best_total).c_str(), human_bytes(budget).c_str());
+        summary += (summary.empty() ? "" : " or ") + std::to_string(best) + " sequence" + (best == 1 ? "" : "s") +
+                   " of " + std::to_string(n_ctx) + " tokens";
+    }
+    if (!summary.empty()) printf("  fits: %s (F16 KV, step arena for 512-token prefill chunks)\n", summary.c_str());
+}
+
 int cmd_inspect(int argc, char** argv) {
     ArgReader a(kCommand, argc, argv);
     std::string model_path;
     uint32_t ctx = 0;
     bool tensors = false;
+    std::string budget_text;
     while (a.next()) {
         if (a.positional()) {
             if (!model_path.empty()) a.fail(std::string("unexpected argument '") + a.arg() + "' (one MODEL only)");
@@ -99,6 +177,7 @@ int cmd_inspect(int argc, char** argv) {
             print_help();
             return kExitOk;
         } else if (a.u32("--ctx", "-c", &ctx, 1)) {
+        } else if (a.text("--budget", nullptr, &budget_text)) {
         } else if (a.flag("--tensors")) {
             tensors = true;
         } else {
@@ -107,6 +186,9 @@ int cmd_inspect(int argc, char** argv) {
     }
     if (!a.ok()) return usage_error(kCommand, a.error());
     if (model_path.empty()) return usage_error(kCommand, "missing MODEL (a .gguf file)");
+    const uint64_t budget = budget_text.empty() ? 0 : parse_size(budget_text);
+    if (!budget_text.empty() && budget == 0)
+        return usage_error(kCommand, "--budget: '" + budget_text + "' is not a size (e.g. 1GiB, 512MiB, 1000000)");
 
     mw_model* model = open_model(kCommand, model_path);
     if (!model) return kExitError;
@@ -193,6 +275,8 @@ int cmd_inspect(int argc, char** argv) {
             print_kv_line(label, info.n_ctx_train, per_tok);
         }
     }
+
+    if (budget) print_budget(model, info, budget);
 
     if (tensors) {
         printf("\ntensors:\n");
