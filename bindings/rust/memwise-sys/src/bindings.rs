@@ -685,6 +685,92 @@ extern "C" {
         report: *mut mw_memory_report,
     ) -> mw_status;
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_engine_plan {
+    pub struct_size: u32,
+    pub n_threads: u32,
+    pub n_ctx: u32,
+    pub max_sequences: u32,
+    pub kv_block_tokens: u32,
+    pub max_batch_tokens: u32,
+    pub n_kv_blocks: u32,
+    pub kv_block_bytes: u64,
+    pub kv_bytes: u64,
+    pub activation_bytes: u64,
+}
+#[test]
+fn bindgen_test_layout_mw_engine_plan() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_engine_plan> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_engine_plan>(),
+        56usize,
+        "Size of mw_engine_plan",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_engine_plan>(),
+        8usize,
+        "Alignment of mw_engine_plan",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_engine_plan::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_threads) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_engine_plan::n_threads",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_ctx) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_engine_plan::n_ctx",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).max_sequences) as usize - ptr as usize },
+        12usize,
+        "Offset of field: mw_engine_plan::max_sequences",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kv_block_tokens) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_engine_plan::kv_block_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).max_batch_tokens) as usize - ptr as usize },
+        20usize,
+        "Offset of field: mw_engine_plan::max_batch_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_kv_blocks) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_engine_plan::n_kv_blocks",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kv_block_bytes) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_engine_plan::kv_block_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kv_bytes) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_engine_plan::kv_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).activation_bytes) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_engine_plan::activation_bytes",
+    );
+}
+extern "C" {
+    pub fn mw_engine_plan_memory(
+        model: *const mw_model,
+        opts: *const mw_engine_options,
+        plan: *mut mw_engine_plan,
+    ) -> mw_status;
+}
 extern "C" {
     pub fn mw_engine_destroy(engine: *mut mw_engine);
 }
