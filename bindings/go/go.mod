@@ -1,0 +1,3 @@
+module memwise.dev/memwise
+
+go 1.23
