@@ -10,9 +10,8 @@ import (
 )
 
 // metrics counts what the server did, for GET /metrics (Prometheus text
-// format). The engine's memory report (weights, KV cache, activations, RSS)
-// is not exported yet: the C API gains mw_engine_memory() with a later
-// issue, and its figures will be added here then.
+// format), next to the engine's memory report (weights, KV cache,
+// activations, heap, process RSS/PSS).
 type metrics struct {
 	mu              sync.Mutex
 	requests        map[[2]string]uint64 // {endpoint, outcome} -> count
@@ -54,6 +53,27 @@ func (s *server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, g := range gauges {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", g.name, g.help, g.name, g.name, g.v)
+	}
+	if mem, err := s.engine.Memory(); err == nil {
+		memGauges := []struct {
+			name, help string
+			v          uint64
+		}{
+			{"memwise_memory_weights_mapped_bytes", "Model file mapping (shared, file-backed).", mem.WeightsMapped},
+			{"memwise_memory_weights_resident_bytes", "Pages of the model mapping in RAM.", mem.WeightsResident},
+			{"memwise_memory_kv_resident_bytes", "KV pool pages in RAM.", mem.KVResident},
+			{"memwise_memory_kv_used_bytes", "KV blocks held by sequences.", mem.KVUsed},
+			{"memwise_memory_kv_free_bytes", "KV blocks free.", mem.KVFree},
+			{"memwise_memory_activations_bytes", "Step arena pages in RAM (high-water).", mem.ActivationsHighWater},
+			{"memwise_memory_scratch_bytes", "Sampling, request state and tokenizer tables.", mem.Scratch},
+			{"memwise_memory_engine_bytes", "The engine's own anonymous memory in RAM.", mem.EngineTotal},
+			{"memwise_process_rss_bytes", "Resident set of the process.", mem.ProcessRSS},
+			{"memwise_process_pss_bytes", "Proportional set size of the process.", mem.ProcessPSS},
+			{"memwise_process_anonymous_bytes", "Anonymous (private) memory of the process.", mem.ProcessAnonymous},
+		}
+		for _, g := range memGauges {
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", g.name, g.help, g.name, g.name, g.v)
+		}
 	}
 	fmt.Fprintf(&b, "# HELP memwise_requests_active Requests being generated or queued.\n# TYPE memwise_requests_active gauge\n")
 	fmt.Fprintf(&b, "memwise_requests_active %d\n", s.metrics.active.Load())

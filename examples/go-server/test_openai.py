@@ -154,6 +154,10 @@ def test_completions(base, expected):
     generated = [line for line in body.splitlines() if line.startswith("memwise_generated_tokens_total ")]
     check(generated and int(generated[0].split()[1]) >= 10 * COMPLETION_TOKENS, f"metrics count tokens: {generated}")
     check('outcome="ok"' in body and "memwise_model_info{" in body, "metrics list requests and the model")
+    engine = [line for line in body.splitlines() if line.startswith("memwise_memory_engine_bytes ")]
+    kv = [line for line in body.splitlines() if line.startswith("memwise_memory_kv_resident_bytes ")]
+    check(engine and int(engine[0].split()[1]) > 0 and kv and int(kv[0].split()[1]) > 0,
+          f"metrics carry the memory report: {engine} {kv}")
 
 
 def test_chat(base, expected):
