@@ -34,7 +34,9 @@ static void print_help() {
            "  --repeat N             runs to average over (default 1)\n"
            "  --json                 print one JSON object instead of text (\"threads\": 0\n"
            "                         means the engine default)\n"
-           "  -h, --help             show this help\n");
+           "  -h, --help             show this help\n"
+           "\n%s",
+           kLoadHelp);
 }
 
 // splitmix64: a small, fixed generator so the prompt is the same on every run.
@@ -110,6 +112,7 @@ int cmd_bench(int argc, char** argv) {
     std::string model_path;
     uint32_t prompt_tokens = 512, gen_tokens = 128, threads = 0, repeat = 1;
     bool json = false;
+    LoadArgs load_args;
     while (a.next()) {
         if (a.positional()) {
             if (!model_path.empty()) a.fail(std::string("unexpected argument '") + a.arg() + "' (one MODEL only)");
@@ -123,6 +126,7 @@ int cmd_bench(int argc, char** argv) {
         } else if (a.u32("--repeat", "-r", &repeat, 1)) {
         } else if (a.flag("--json")) {
             json = true;
+        } else if (load_args.parse(a)) {
         } else {
             a.unknown();
         }
@@ -133,7 +137,7 @@ int cmd_bench(int argc, char** argv) {
         return usage_error(kCommand, "--prompt-tokens plus --gen-tokens is too large");
 
     double t0 = now_seconds();
-    mw_model* model = open_model(kCommand, model_path);
+    mw_model* model = open_model(kCommand, model_path, &load_args.opts);
     if (!model) return kExitError;
     mw_engine_options eopts;
     memset(&eopts, 0, sizeof eopts);

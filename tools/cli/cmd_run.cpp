@@ -27,17 +27,18 @@ static void print_help() {
            "  --no-special           treat special-token text in the prompt (\"<|im_start|>\")\n"
            "                         as plain text\n"
            "\n"
-           "%s\n%s\n"
+           "%s\n%s\n%s\n"
            "Other:\n"
            "  --verbose              print token counts and speeds to stderr at the end\n"
            "  -h, --help             show this help\n",
-           kSamplingHelp, kEngineHelp);
+           kSamplingHelp, kEngineHelp, kLoadHelp);
 }
 
 int cmd_run(int argc, char** argv) {
     ArgReader a(kCommand, argc, argv);
     SamplingArgs sampling;
     EngineArgs engine_args;
+    LoadArgs load_args;
     std::string model_path, prompt, prompt_file;
     bool have_prompt = false, have_file = false, chat = false, no_special = false, verbose = false;
     while (a.next()) {
@@ -57,7 +58,7 @@ int cmd_run(int argc, char** argv) {
             no_special = true;
         } else if (a.flag("--verbose", "-v")) {
             verbose = true;
-        } else if (!sampling.parse(a) && !engine_args.parse(a)) {
+        } else if (!sampling.parse(a) && !engine_args.parse(a) && !load_args.parse(a)) {
             a.unknown();
         }
     }
@@ -76,7 +77,7 @@ int cmd_run(int argc, char** argv) {
     if (prompt.empty()) return usage_error(kCommand, "the prompt is empty");
 
     double t_load = now_seconds();
-    mw_model* model = open_model(kCommand, model_path);
+    mw_model* model = open_model(kCommand, model_path, &load_args.opts);
     if (!model) return kExitError;
 
     std::string text = prompt;

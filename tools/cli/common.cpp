@@ -78,11 +78,50 @@ bool EngineArgs::parse(ArgReader& a) {
     return false;
 }
 
+const char* const kLoadHelp =
+    "Loading:\n"
+    "  --populate             read every weight page at open (MAP_POPULATE)\n"
+    "  --lock                 lock the weights in RAM (mlock; needs RLIMIT_MEMLOCK >= the file)\n"
+    "  --access HINT          paging hint for the weights: random, sequential or willneed\n";
+
+LoadArgs::LoadArgs() {
+    memset(&opts, 0, sizeof opts);
+    opts.struct_size = sizeof opts;
+    mw_model_options_init(&opts);
+}
+
+bool LoadArgs::parse(ArgReader& a) {
+    if (a.flag("--populate")) {
+        opts.prefault = 1;
+        return true;
+    }
+    if (a.flag("--lock")) {
+        opts.lock = 1;
+        return true;
+    }
+    std::string hint;
+    if (a.text("--access", nullptr, &hint)) {
+        if (!a.ok()) return true;
+        if (hint == "random")
+            opts.access_hint = MW_ACCESS_RANDOM;
+        else if (hint == "sequential")
+            opts.access_hint = MW_ACCESS_SEQUENTIAL;
+        else if (hint == "willneed")
+            opts.access_hint = MW_ACCESS_WILLNEED;
+        else if (hint == "default")
+            opts.access_hint = MW_ACCESS_DEFAULT;
+        else
+            a.fail("--access must be random, sequential, willneed or default, not '" + hint + "'");
+        return true;
+    }
+    return false;
+}
+
 // ---- model and text --------------------------------------------------------
 
-mw_model* open_model(const char* command, const std::string& path) {
+mw_model* open_model(const char* command, const std::string& path, const mw_model_options* opts) {
     mw_model* model = nullptr;
-    mw_status st = mw_model_open(path.c_str(), nullptr, &model);
+    mw_status st = mw_model_open(path.c_str(), opts, &model);
     if (st != MW_OK) {
         print_api_error(command, "cannot open model '" + path + "'", st);
         return nullptr;

@@ -41,11 +41,20 @@ struct EngineArgs {
     bool parse(ArgReader& args);
 };
 
+// Model loading options: --populate, --lock, --access random|sequential|willneed.
+struct LoadArgs {
+    mw_model_options opts;
+    LoadArgs();
+    bool parse(ArgReader& args);
+};
+
 extern const char* const kSamplingHelp;
 extern const char* const kEngineHelp;
+extern const char* const kLoadHelp;
 
-// mw_model_open with error reporting. Returns nullptr after printing the error.
-mw_model* open_model(const char* command, const std::string& path);
+// mw_model_open with error reporting (opts may be null for defaults). Returns
+// nullptr after printing the error.
+mw_model* open_model(const char* command, const std::string& path, const mw_model_options* opts = nullptr);
 
 // Formats messages with mw_chat_format into *out (growing the buffer as needed).
 mw_status chat_format(const mw_model* model, const std::vector<mw_chat_message>& messages,

@@ -1,0 +1,192 @@
+// make_synthetic_model: writes a llama-architecture GGUF with random Q4_0
+// weights and a SentencePiece vocabulary, for benchmarks of geometries that
+// have no file here (by default TinyLlama-1.1B's: n_embd 2048, 22 layers, 32
+// heads, 4 KV heads, FFN 5632, vocab 32000, context 2048).
+//
+//   make_synthetic_model OUT.gguf [--n-embd N] [--n-layer N] [--n-head N]
+//       [--n-head-kv N] [--n-ff N] [--n-vocab N] [--n-ctx N] [--seed S]
+//
+// Matrices are Q4_0 (random 4-bit codes, a per-block scale near
+// 0.6/sqrt(n_in) so activations stay finite), norms F32 ones, output separate
+// from token_embd (as TinyLlama). The vocabulary is valid for both memwise and
+// llama.cpp: <unk> <s> </s>, the 256 byte tokens <0x00>..<0xFF>, then unique
+// letter pieces ("▁ab", "ab", ...) with decreasing scores up to --n-vocab.
+// Weights are written with the project's own gguf::Writer. A benchmark tool,
+// never a test; the output is meaningless text at realistic sizes and speeds.
+#include "base/half.h"
+#include "gguf/gguf_writer.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Spec {
+    uint64_t n_embd = 2048, n_layer = 22, n_head = 32, n_head_kv = 4, n_ff = 5632, n_vocab = 32000, n_ctx = 2048;
+    uint64_t seed = 1;
+};
+
+// xorshift64*: fast enough to fill gigabytes.
+struct Rng {
+    uint64_t s;
+    uint64_t next() {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        return s * 0x2545F4914F6CDD1Dull;
+    }
+};
+
+// A [n_in, n_out] Q4_0 matrix: 18-byte blocks (F16 scale, 16 bytes of nibbles).
+std::vector<uint8_t> random_q4_0(uint64_t n_in, uint64_t n_out, Rng& rng) {
+    const uint64_t n_blocks = n_in / 32 * n_out;
+    std::vector<uint8_t> out((size_t)(n_blocks * 18));
+    // codes are uniform in 0..15, so (q - 8) has a standard deviation of ~4.6
+    const float base = 0.6f / std::sqrt((float)n_in) / 4.6f;
+    uint8_t* p = out.data();
+    for (uint64_t b = 0; b < n_blocks; b++, p += 18) {
+        const uint64_t r = rng.next();
+        const float d = base * (0.75f + 0.5f * (float)(r & 0xFFFF) / 65535.0f);
+        const uint16_t h = mw::f32_to_f16(d);
+        std::memcpy(p, &h, 2);
+        const uint64_t a = rng.next(), c = rng.next();
+        std::memcpy(p + 2, &a, 8);
+        std::memcpy(p + 10, &c, 8);
+    }
+    return out;
+}
+
+void add_q4_0(mw::gguf::Writer& w, const std::string& name, uint64_t n_in, uint64_t n_out, Rng& rng) {
+    const std::vector<uint8_t> d = random_q4_0(n_in, n_out, rng);
+    w.add_tensor(name, mw::gguf::TensorType::Q4_0, {n_in, n_out}, d.data(), d.size());
+}
+
+void add_ones(mw::gguf::Writer& w, const std::string& name, uint64_t n) {
+    const std::vector<float> v((size_t)n, 1.0f);
+    w.add_tensor(name, mw::gguf::TensorType::F32, {n}, v.data(), v.size() * 4);
+}
+
+// Piece number i as letters: 0 -> "a", 25 -> "z", 26 -> "aa", ...
+std::string letters(uint64_t i) {
+    std::string s;
+    for (uint64_t k = i + 1; k > 0; k = (k - 1) / 26) s.insert(s.begin(), (char)('a' + (k - 1) % 26));
+    return s;
+}
+
+void add_vocab(mw::gguf::Writer& w, uint64_t n_vocab) {
+    std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+    std::vector<float> scores = {0, 0, 0};
+    std::vector<int32_t> types = {2, 3, 3};  // unknown, control, control
+    char buf[16];
+    for (int b = 0; b < 256; b++) {
+        std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+        tokens.push_back(buf);
+        scores.push_back(0);
+        types.push_back(6);  // byte
+    }
+    static const char kSpace[] = "\xe2\x96\x81";  // U+2581, SentencePiece's word start
+    tokens.push_back(kSpace);
+    scores.push_back(-1.0f);
+    types.push_back(1);
+    for (uint64_t i = 0; tokens.size() < n_vocab; i++) {
+        // alternate word-initial and inner pieces of the same letters
+        tokens.push_back(i % 2 == 0 ? kSpace + letters(i / 2) : letters(i / 2));
+        scores.push_back(-2.0f - (float)i);
+        types.push_back(1);  // normal
+    }
+    w.set_string("tokenizer.ggml.model", "llama");
+    w.set_array_string("tokenizer.ggml.tokens", tokens);
+    w.set_array_f32("tokenizer.ggml.scores", scores);
+    w.set_array_i32("tokenizer.ggml.token_type", types);
+    w.set_u32("tokenizer.ggml.bos_token_id", 1);
+    w.set_u32("tokenizer.ggml.eos_token_id", 2);
+    w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+    w.set_bool("tokenizer.ggml.add_bos_token", true);
+}
+
+int usage(const char* msg) {
+    std::fprintf(stderr,
+                 "make_synthetic_model: %s\nusage: make_synthetic_model OUT.gguf [--n-embd N] [--n-layer N] "
+                 "[--n-head N] [--n-head-kv N] [--n-ff N] [--n-vocab N] [--n-ctx N] [--seed S]\n",
+                 msg);
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Spec s;
+    std::string out;
+    for (int i = 1; i < argc; i++) {
+        const std::string a = argv[i];
+        if (a[0] != '-') {
+            if (!out.empty()) return usage("one output path only");
+            out = a;
+            continue;
+        }
+        if (i + 1 >= argc) return usage("an option needs a value");
+        char* end = nullptr;
+        const unsigned long long v = std::strtoull(argv[++i], &end, 10);
+        if (!end || *end || v == 0) return usage("values are positive whole numbers");
+        if (a == "--n-embd") s.n_embd = v;
+        else if (a == "--n-layer") s.n_layer = v;
+        else if (a == "--n-head") s.n_head = v;
+        else if (a == "--n-head-kv") s.n_head_kv = v;
+        else if (a == "--n-ff") s.n_ff = v;
+        else if (a == "--n-vocab") s.n_vocab = v;
+        else if (a == "--n-ctx") s.n_ctx = v;
+        else if (a == "--seed") s.seed = v;
+        else return usage(("unknown option " + a).c_str());
+    }
+    if (out.empty()) return usage("missing OUT.gguf");
+    const uint64_t hd = s.n_embd / s.n_head;
+    if (s.n_embd % s.n_head || s.n_head % s.n_head_kv || s.n_embd % 32 || s.n_ff % 32 || (hd * s.n_head) % 32 ||
+        s.n_vocab < 300)
+        return usage("geometry: n_embd divisible by n_head, n_head by n_head_kv, widths by 32, vocab >= 300");
+
+    try {
+        mw::gguf::Writer w;
+        w.set_string("general.architecture", "llama");
+        w.set_string("general.name", "synthetic-" + std::to_string(s.n_layer) + "L-" + std::to_string(s.n_embd));
+        w.set_u32("general.file_type", 2);  // mostly Q4_0
+        w.set_u32("llama.context_length", (uint32_t)s.n_ctx);
+        w.set_u32("llama.embedding_length", (uint32_t)s.n_embd);
+        w.set_u32("llama.block_count", (uint32_t)s.n_layer);
+        w.set_u32("llama.feed_forward_length", (uint32_t)s.n_ff);
+        w.set_u32("llama.attention.head_count", (uint32_t)s.n_head);
+        w.set_u32("llama.attention.head_count_kv", (uint32_t)s.n_head_kv);
+        w.set_u32("llama.rope.dimension_count", (uint32_t)hd);
+        w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+        w.set_f32("llama.rope.freq_base", 10000.0f);
+        add_vocab(w, s.n_vocab);
+
+        Rng rng{s.seed * 0x9E3779B97F4A7C15ull + 1};
+        const uint64_t E = s.n_embd, q = hd * s.n_head, kv = hd * s.n_head_kv;
+        add_q4_0(w, "token_embd.weight", E, s.n_vocab, rng);
+        add_ones(w, "output_norm.weight", E);
+        add_q4_0(w, "output.weight", E, s.n_vocab, rng);
+        for (uint64_t l = 0; l < s.n_layer; l++) {
+            const std::string p = "blk." + std::to_string(l) + ".";
+            add_ones(w, p + "attn_norm.weight", E);
+            add_q4_0(w, p + "attn_q.weight", E, q, rng);
+            add_q4_0(w, p + "attn_k.weight", E, kv, rng);
+            add_q4_0(w, p + "attn_v.weight", E, kv, rng);
+            add_q4_0(w, p + "attn_output.weight", q, E, rng);
+            add_ones(w, p + "ffn_norm.weight", E);
+            add_q4_0(w, p + "ffn_gate.weight", E, s.n_ff, rng);
+            add_q4_0(w, p + "ffn_up.weight", E, s.n_ff, rng);
+            add_q4_0(w, p + "ffn_down.weight", s.n_ff, E, rng);
+        }
+        w.write(out);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "make_synthetic_model: %s\n", e.what());
+        return 1;
+    }
+    std::printf("wrote %s\n", out.c_str());
+    return 0;
+}
