@@ -129,6 +129,11 @@ run)
     [ -n "$(tr -d ' \n' <"$TMP/a.out")" ] || fail "run printed no text"
     run_mw b run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1
     cmp -s "$TMP/a.out" "$TMP/b.out" || fail "greedy output differs between runs: '$(cat "$TMP/a.out")' vs '$(cat "$TMP/b.out")'"
+    run_mw m run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1 --memory-report
+    [ "$RC" -eq 0 ] || fail "run --memory-report exited $RC: $(cat "$TMP/m.err")"
+    cmp -s "$TMP/a.out" "$TMP/m.out" || fail "--memory-report changed the output"
+    grep -q "engine total" "$TMP/m.err" || fail "no memory report on stderr: $(cat "$TMP/m.err")"
+    grep -q "KV cache" "$TMP/m.err" || fail "memory report without the KV cache line"
     # "-f -" reads the prompt from stdin.
     printf 'Once upon a time' | "$MW" run "$MODEL" -f - -n 16 --temp 0 --threads 1 >"$TMP/s.out" 2>"$TMP/s.err" ||
         fail "run -f - failed: $(cat "$TMP/s.err")"
@@ -200,6 +205,10 @@ assert not missing, "missing keys %s" % missing
 assert d["prompt_tokens"] == 32 and d["gen_tokens"] == 8 and d["threads"] == 1, d
 assert d["load_seconds"] > 0 and d["prefill_tokens_per_s"] > 0 and d["decode_tokens_per_s"] > 0, d
 assert d["peak_rss_bytes"] > 1 << 20, d
+m = d["memory"]
+assert m["weights_mapped_bytes"] > 1 << 20 and m["kv_resident_bytes"] > 0, m
+assert m["engine_total_bytes"] >= m["kv_resident_bytes"] + m["activations_high_water_bytes"], m
+assert m["process_rss_bytes"] >= m["process_anonymous_bytes"] > 0, m
 PY
     run_mw t bench "$MODEL" --prompt-tokens 16 --gen-tokens 4
     [ "$RC" -eq 0 ] || fail "bench (text) exited $RC: $(cat "$TMP/t.err")"

@@ -32,7 +32,8 @@ static void print_help() {
            "  --gen-tokens N         tokens to generate (default 128)\n"
            "  --threads N            compute threads (default: number of physical cores)\n"
            "  --repeat N             runs to average over (default 1)\n"
-           "  --json                 print one JSON object instead of text (\"threads\": 0\n"
+           "  --json                 print one JSON object instead of text, with the memory\n"
+           "                         report under \"memory\" (\"threads\": 0\n"
            "                         means the engine default)\n"
            "  -h, --help             show this help\n"
            "\n%s",
@@ -202,6 +203,8 @@ int cmd_bench(int argc, char** argv) {
         prefill_s += clock.first.load() - t_submit;
         decode_s += clock.last.load() - clock.first.load();
     }
+    mw_memory_report mem;
+    if (rc == kExitOk && !read_memory_report(kCommand, engine, &mem)) rc = kExitError;
     mw_engine_destroy(engine);
     mw_model_close(model);
     if (rc != kExitOk) return rc;
@@ -216,9 +219,9 @@ int cmd_bench(int argc, char** argv) {
     if (json) {
         printf("{\"model\": %s, \"threads\": %u, \"prompt_tokens\": %u, \"gen_tokens\": %u, \"repeat\": %u, "
                "\"load_seconds\": %.6f, \"prefill_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, "
-               "\"peak_rss_bytes\": %" PRIu64 ", \"memwise_version\": %s}\n",
+               "\"peak_rss_bytes\": %" PRIu64 ", \"memwise_version\": %s, \"memory\": %s}\n",
                json_string(model_path).c_str(), threads, prompt_tokens, gen_tokens, repeat, load_s, prefill_tps,
-               decode_tps, peak_rss, json_string(mw_version_string()).c_str());
+               decode_tps, peak_rss, json_string(mw_version_string()).c_str(), memory_report_json(mem).c_str());
     } else {
         printf("model:      %s\n", model_path.c_str());
         if (threads)
@@ -231,6 +234,7 @@ int cmd_bench(int argc, char** argv) {
         printf("peak RSS:   %.1f MiB\n", peak_rss / (1024.0 * 1024.0));
         if (repeat > 1) printf("(averaged over %u runs)\n", repeat);
         printf("memwise:    %s\n", mw_version_string());
+        print_memory_report(stdout, mem);
     }
     return kExitOk;
 }

@@ -30,6 +30,8 @@ static void print_help() {
            "%s\n%s\n%s\n"
            "Other:\n"
            "  --verbose              print token counts and speeds to stderr at the end\n"
+           "  --memory-report        print where the memory went (weights, KV, activations,\n"
+           "                         scratch, heap, process) to stderr at the end\n"
            "  -h, --help             show this help\n",
            kSamplingHelp, kEngineHelp, kLoadHelp);
 }
@@ -41,6 +43,7 @@ int cmd_run(int argc, char** argv) {
     LoadArgs load_args;
     std::string model_path, prompt, prompt_file;
     bool have_prompt = false, have_file = false, chat = false, no_special = false, verbose = false;
+    bool memory_report = false;
     while (a.next()) {
         if (a.positional()) {
             if (!model_path.empty()) a.fail(std::string("unexpected argument '") + a.arg() + "' (one MODEL only)");
@@ -58,6 +61,8 @@ int cmd_run(int argc, char** argv) {
             no_special = true;
         } else if (a.flag("--verbose", "-v")) {
             verbose = true;
+        } else if (a.flag("--memory-report")) {
+            memory_report = true;
         } else if (!sampling.parse(a) && !engine_args.parse(a) && !load_args.parse(a)) {
             a.unknown();
         }
@@ -135,6 +140,10 @@ int cmd_run(int argc, char** argv) {
                 "generated %u tokens, decode %.1f tok/s | finish: %s\n",
                 t_load, r.n_prompt_tokens, prefill, r.submit_to_first_s, r.n_generated_tokens, decode,
                 finish_reason_name(r.finish_reason));
+    }
+    if (memory_report && rc != kExitError) {
+        mw_memory_report mem;
+        if (read_memory_report(kCommand, engine, &mem)) print_memory_report(stderr, mem);
     }
     mw_engine_destroy(engine);
     mw_model_close(model);

@@ -1,6 +1,8 @@
 #include "common.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 
@@ -291,6 +293,56 @@ bool read_file(const std::string& path, std::string* out) {
     if (f != stdin) fclose(f);
     errno = saved;
     return ok;
+}
+
+static double mib(uint64_t b) { return double(b) / (1024.0 * 1024.0); }
+
+void print_memory_report(FILE* f, const mw_memory_report& r) {
+    fprintf(f, "memory (MiB):\n");
+    fprintf(f, "  weights      mapped %.1f, resident %.1f (file-backed, shared)\n", mib(r.weights_mapped_bytes),
+            mib(r.weights_resident_bytes));
+    fprintf(f, "  KV cache     reserved %.1f, resident %.1f, used %.1f, cached %.1f, free %.1f\n",
+            mib(r.kv_reserved_bytes), mib(r.kv_resident_bytes), mib(r.kv_used_bytes), mib(r.kv_cached_bytes),
+            mib(r.kv_free_bytes));
+    fprintf(f, "  activations  reserved %.1f, high-water %.1f\n", mib(r.activations_reserved_bytes),
+            mib(r.activations_high_water_bytes));
+    fprintf(f, "  scratch      %.1f (sampling, requests, tokenizer tables)\n", mib(r.scratch_bytes));
+    fprintf(f, "  heap         committed %.1f, overhead %.1f, %" PRIu64 " allocations\n", mib(r.heap_committed_bytes),
+            mib(r.heap_overhead_bytes), r.heap_allocations);
+    fprintf(f, "  engine total %.1f\n", mib(r.engine_total_bytes));
+    fprintf(f, "  process      RSS %.1f, PSS %.1f, anonymous %.1f, file-backed %.1f\n", mib(r.process_rss_bytes),
+            mib(r.process_pss_bytes), mib(r.process_anonymous_bytes), mib(r.process_file_bytes));
+}
+
+std::string memory_report_json(const mw_memory_report& r) {
+    char buf[1536];
+    snprintf(buf, sizeof buf,
+             "{\"weights_mapped_bytes\": %" PRIu64 ", \"weights_resident_bytes\": %" PRIu64
+             ", \"kv_reserved_bytes\": %" PRIu64 ", \"kv_resident_bytes\": %" PRIu64 ", \"kv_used_bytes\": %" PRIu64
+             ", \"kv_cached_bytes\": %" PRIu64 ", \"kv_free_bytes\": %" PRIu64
+             ", \"activations_reserved_bytes\": %" PRIu64 ", \"activations_high_water_bytes\": %" PRIu64
+             ", \"scratch_bytes\": %" PRIu64 ", \"heap_committed_bytes\": %" PRIu64
+             ", \"heap_overhead_bytes\": %" PRIu64 ", \"heap_allocations\": %" PRIu64
+             ", \"engine_total_bytes\": %" PRIu64 ", \"process_rss_bytes\": %" PRIu64
+             ", \"process_pss_bytes\": %" PRIu64 ", \"process_anonymous_bytes\": %" PRIu64
+             ", \"process_file_bytes\": %" PRIu64 "}",
+             r.weights_mapped_bytes, r.weights_resident_bytes, r.kv_reserved_bytes, r.kv_resident_bytes,
+             r.kv_used_bytes, r.kv_cached_bytes, r.kv_free_bytes, r.activations_reserved_bytes,
+             r.activations_high_water_bytes, r.scratch_bytes, r.heap_committed_bytes, r.heap_overhead_bytes,
+             r.heap_allocations, r.engine_total_bytes, r.process_rss_bytes, r.process_pss_bytes,
+             r.process_anonymous_bytes, r.process_file_bytes);
+    return buf;
+}
+
+bool read_memory_report(const char* command, const mw_engine* engine, mw_memory_report* r) {
+    memset(r, 0, sizeof *r);
+    r->struct_size = sizeof *r;
+    const mw_status st = mw_engine_memory(engine, r);
+    if (st != MW_OK) {
+        print_api_error(command, "cannot read the memory report", st);
+        return false;
+    }
+    return true;
 }
 
 }  // namespace cli

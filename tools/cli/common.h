@@ -94,4 +94,10 @@ bool read_file(const std::string& path, std::string* out);
 // Seconds on a monotonic clock.
 double now_seconds();
 
+// The engine's memory report, as text lines (to f) or as a JSON object.
+void print_memory_report(FILE* f, const mw_memory_report& r);
+std::string memory_report_json(const mw_memory_report& r);
+// Fills *r from the engine; false (and a message on stderr) on failure.
+bool read_memory_report(const char* command, const mw_engine* engine, mw_memory_report* r);
+
 }  // namespace cli
