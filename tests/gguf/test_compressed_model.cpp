@@ -64,7 +64,7 @@ struct TempDir {
 void write_file(const std::string& path, const Bytes& b) {
     FILE* f = std::fopen(path.c_str(), "wb");
     assert_non_null(f);
-    assert_int_equal(std::fwrite(b.data(), 1, b.size(), f), b.size());
+    if (!b.empty()) assert_int_equal(std::fwrite(b.data(), 1, b.size(), f), b.size());
     assert_int_equal(std::fclose(f), 0);
 }
 
