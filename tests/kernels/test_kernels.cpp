@@ -2,6 +2,7 @@
 // reference: activation converters bit for bit, vec_dot / gemv / gemm within
 // float-summation tolerance, over widths and row/token counts that exercise
 // tile remainders. Also the ISA dispatch and the MEMWISE_ISA override.
+// (test_kernels_exact.cpp checks the quantized types bit for bit across levels.)
 //
 // Run as `test_kernels --expect-active NAME` it only checks that active_isa()
 // is NAME, or best_isa() for "best" (CTest runs it that way with MEMWISE_ISA set).

@@ -1,6 +1,8 @@
-// Kernel tables by ISA level, and the scalar table: vec_dot is the quant
-// reference, gemv/gemm are plain loops over it, and the activation converters
-// are the reference every SIMD converter must reproduce bit for bit.
+// Kernel tables by ISA level, and the scalar table: for the float types vec_dot
+// is the quant reference and gemv/gemm are plain loops over it; the quantized
+// types come from kernels_scalar.cpp (bit-identical to the x86 kernels); the
+// activation converters are the reference every SIMD converter must reproduce
+// bit for bit.
 #include "kernels/cpu/kernels.h"
 
 #include "base/error.h"
@@ -107,12 +109,7 @@ void fill_scalar(KernelTable& t) {
     set_weight_type<TensorType::F32>(t);
     set_weight_type<TensorType::F16>(t);
     set_weight_type<TensorType::BF16>(t);
-    set_weight_type<TensorType::Q8_0>(t);
-    set_weight_type<TensorType::Q4_0>(t);
-    set_weight_type<TensorType::Q4_1>(t);
-    set_weight_type<TensorType::Q4_K>(t);
-    set_weight_type<TensorType::Q5_K>(t);
-    set_weight_type<TensorType::Q6_K>(t);
+    fill_scalar_quant(t);  // the quantized types: lane-exact emulation of the x86 kernels
     auto act = [&](TensorType type, QuantizeActFn fn) { t.quantize_act[(uint32_t)type] = fn; };
     act(TensorType::F32, act_f32);
     act(TensorType::F16, act_f16);
@@ -142,7 +139,10 @@ struct Tables {
         if ((int)best_isa() >= (int)IsaLevel::Avx2) detail::fill_avx2(avx2);
         avx512 = avx2;
         avx512.level = IsaLevel::Avx512;
-        if ((int)best_isa() >= (int)IsaLevel::Avx512) detail::fill_avx512(avx512);
+        if ((int)best_isa() >= (int)IsaLevel::Avx512) {
+            detail::fill_avx512(avx512);
+            if (__builtin_cpu_supports("gfni")) detail::fill_avx512_gfni(avx512);
+        }
     }
 };
 

@@ -7,12 +7,15 @@ namespace mw::cpu::detail {
 
 namespace {
 
-template <class K>
+// gemv in tiles of RV rows, gemm in tiles of R rows x T tokens (sizes measured
+// with kernels_bench for 16 ymm registers; a K-quant weight block is re-read
+// from L1 per token).
+template <class K, int RV, int R, int T>
 void set_quant(KernelTable& t, TensorType type) {
     const uint32_t i = (uint32_t)type;
     t.vec_dot[i] = vec_dot_k<K>;
-    t.gemv[i] = gemv_k<K, 4>;
-    t.gemm[i] = gemm_k<K, 2, 4>;
+    t.gemv[i] = gemv_k<K, RV>;
+    t.gemm[i] = gemm_k<K, R, T>;
 }
 
 template <class L>
@@ -29,12 +32,12 @@ void fill_avx2(KernelTable& t) {
     set_float<F32Load>(t, TensorType::F32);
     set_float<F16Load>(t, TensorType::F16);
     set_float<BF16Load>(t, TensorType::BF16);
-    set_quant<Q8_0Kernel>(t, TensorType::Q8_0);
-    set_quant<Q4_0Kernel>(t, TensorType::Q4_0);
-    set_quant<Q4_1Kernel>(t, TensorType::Q4_1);
-    set_quant<Q4_KKernel>(t, TensorType::Q4_K);
-    set_quant<Q5_KKernel>(t, TensorType::Q5_K);
-    set_quant<Q6_KKernel>(t, TensorType::Q6_K);
+    set_quant<Q8_0Kernel, 4, 4, 2>(t, TensorType::Q8_0);
+    set_quant<Q4_0Kernel, 4, 4, 2>(t, TensorType::Q4_0);
+    set_quant<Q4_1Kernel, 4, 4, 2>(t, TensorType::Q4_1);
+    set_quant<Q4_KKernel, 4, 1, 8>(t, TensorType::Q4_K);
+    set_quant<Q5_KKernel, 4, 1, 8>(t, TensorType::Q5_K);
+    set_quant<Q6_KKernel, 4, 1, 8>(t, TensorType::Q6_K);
     auto act = [&](TensorType type, QuantizeActFn fn) { t.quantize_act[(uint32_t)type] = fn; };
     act(TensorType::F32, act_f32);
     act(TensorType::F16, act_f16);
