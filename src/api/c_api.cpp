@@ -483,6 +483,8 @@ MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw
             mw::fail(MW_ERR_INVALID_ARGUMENT, "prompt pointer is NULL with a non-zero length");
         if (o.n_stop && !o.stop) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop is NULL with n_stop > 0");
 
+        // A request may outlive its engine (the caller owns the handle), so it
+        // lives on the process heap, not on the engine's.
         auto r = std::make_shared<mw::Request>();
         const mw::Model& m = engine->engine->model();
         if (has_text) {

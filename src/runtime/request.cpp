@@ -18,7 +18,7 @@ void copy_event(const RequestEvent& from, RequestEvent* to) {
 
 void Request::push_locked(const RequestEvent& ev) {
     if (count_ == ring_.size()) {  // full: double, keeping order (rare; warm-up only)
-        std::vector<RequestEvent> bigger(ring_.size() * 2);
+        std::pmr::vector<RequestEvent> bigger(ring_.size() * 2, ring_.get_allocator());
         for (size_t i = 0; i < count_; i++) bigger[i] = std::move(ring_[(head_ + i) % ring_.size()]);
         ring_ = std::move(bigger);
         head_ = 0;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory_resource>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -29,6 +30,10 @@ struct RequestEvent {
 
 class Request {
 public:
+    // The event ring comes from mr. A request may outlive its engine, so the
+    // C API gives it the process heap (the default), not the engine's.
+    explicit Request(std::pmr::memory_resource* mr = std::pmr::get_default_resource()) : ring_(16, mr) {}
+
     // Set at submit, read-only afterwards.
     std::vector<int32_t> prompt;
     SamplingParams sampling;
@@ -60,7 +65,7 @@ private:
 
     mutable std::mutex mutex_;
     std::condition_variable cv_;
-    std::vector<RequestEvent> ring_ = std::vector<RequestEvent>(16);  // grows by doubling when full
+    std::pmr::vector<RequestEvent> ring_;  // grows by doubling when full
     size_t head_ = 0, count_ = 0;
     bool finished_ = false;
     RequestEvent finish_;
