@@ -39,6 +39,11 @@ done
 export CGO_ENABLED=1
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Go's build cache does not key cgo packages on pkg-config's output, so a
+# cached build could link against an earlier (deleted) prefix. The CGO_*
+# variables are part of the key: naming the prefix here rebuilds per prefix.
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -I$PREFIX/include"
+export CGO_LDFLAGS="${CGO_LDFLAGS:--O2 -g} -L$PREFIX/lib"
 export MEMWISE_CLI="$PREFIX/bin/memwise"
 # No VCS stamping: a fresh clone owned by another user makes git refuse.
 export GOFLAGS="-buildvcs=false${GOFLAGS:+ $GOFLAGS}"
