@@ -114,17 +114,7 @@ void copy_str(char* dst, size_t cap, const std::string& s) {
 }
 
 void fill_event(const mw::RequestEvent& ev, mw_event* out) {
-    mw_event e;
-    std::memset(&e, 0, sizeof e);
-    e.struct_size = sizeof(mw_event);
-    e.kind = ev.kind;
-    e.token = ev.token;
-    e.text = ev.text.data();
-    e.text_len = ev.text.size();
-    e.finish_reason = ev.finish_reason;
-    e.status = ev.status;
-    e.n_prompt_tokens = ev.n_prompt_tokens;
-    e.n_generated_tokens = ev.n_generated_tokens;
+    const mw_event e = mw::to_mw_event(ev);
     const size_t n = std::min<size_t>(out->struct_size, sizeof(mw_event));
     std::memcpy(out, &e, n);
     out->struct_size = (uint32_t)n;

@@ -16,6 +16,20 @@ void copy_event(const RequestEvent& from, RequestEvent* to) {
 }
 }  // namespace
 
+mw_event to_mw_event(const RequestEvent& ev) {
+    mw_event e;
+    e.struct_size = sizeof(mw_event);
+    e.kind = ev.kind;
+    e.token = ev.token;
+    e.text = ev.text.data();
+    e.text_len = ev.text.size();
+    e.finish_reason = ev.finish_reason;
+    e.status = ev.status;
+    e.n_prompt_tokens = ev.n_prompt_tokens;
+    e.n_generated_tokens = ev.n_generated_tokens;
+    return e;
+}
+
 void Request::push_locked(const RequestEvent& ev) {
     if (count_ == ring_.size()) {  // full: double, keeping order (rare; warm-up only)
         std::pmr::vector<RequestEvent> bigger(ring_.size() * 2, ring_.get_allocator());
@@ -30,16 +44,7 @@ void Request::push_locked(const RequestEvent& ev) {
 void Request::deliver(const RequestEvent& ev) {
     const bool is_finish = ev.kind == MW_EVENT_FINISHED;
     if (callback) {
-        mw_event e;
-        e.struct_size = sizeof(mw_event);
-        e.kind = ev.kind;
-        e.token = ev.token;
-        e.text = ev.text.data();
-        e.text_len = ev.text.size();
-        e.finish_reason = ev.finish_reason;
-        e.status = ev.status;
-        e.n_prompt_tokens = ev.n_prompt_tokens;
-        e.n_generated_tokens = ev.n_generated_tokens;
+        const mw_event e = to_mw_event(ev);
         callback(user_data, handle, &e);
     }
     std::lock_guard<std::mutex> lock(mutex_);

@@ -28,6 +28,9 @@ struct RequestEvent {
     uint32_t n_generated_tokens = 0;
 };
 
+// The C view of an event; its text points into ev (valid while ev is).
+mw_event to_mw_event(const RequestEvent& ev);
+
 class Request {
 public:
     // The event ring comes from mr. A request may outlive its engine, so the

@@ -121,33 +121,30 @@ static void print_budget(const mw_model* model, const mw_model_info& info, uint6
     std::string summary;
     for (uint32_t n_ctx : contexts) {
         if (info.n_ctx_train && n_ctx > info.n_ctx_train) continue;
-        // Largest number of sequences whose plan fits next to the weights.
+        // Weights + KV + step arena of an engine holding seqs sequences of n_ctx
+        // tokens, from the engine's own planner; 0 when it cannot be planned.
+        auto total_for = [&](uint32_t seqs) -> uint64_t {
+            mw_engine_options eo;
+            mw_engine_options_init(&eo);
+            eo.n_ctx = n_ctx;
+            eo.max_sequences = seqs;
+            mw_engine_plan plan;
+            plan.struct_size = sizeof plan;
+            if (mw_engine_plan_memory(model, &eo, &plan) != MW_OK) return 0;
+            return info.weight_bytes + plan.kv_bytes + plan.activation_bytes;
+        };
+        // Largest number of sequences that fits: double, then step up one at a time.
         uint32_t best = 0;
         uint64_t best_total = 0;
         for (uint32_t seqs = 1; seqs <= 4096; seqs *= 2) {
-            mw_engine_options eo;
-            mw_engine_options_init(&eo);
-            eo.n_ctx = n_ctx;
-            eo.max_sequences = seqs;
-            mw_engine_plan plan;
-            plan.struct_size = sizeof plan;
-            if (mw_engine_plan_memory(model, &eo, &plan) != MW_OK) break;
-            const uint64_t total = info.weight_bytes + plan.kv_bytes + plan.activation_bytes;
-            if (total > budget) break;
+            const uint64_t total = total_for(seqs);
+            if (total == 0 || total > budget) break;
             best = seqs;
             best_total = total;
         }
-        // Refine between best and 2 * best.
         for (uint32_t seqs = best + 1; best && seqs < 2 * best; seqs++) {
-            mw_engine_options eo;
-            mw_engine_options_init(&eo);
-            eo.n_ctx = n_ctx;
-            eo.max_sequences = seqs;
-            mw_engine_plan plan;
-            plan.struct_size = sizeof plan;
-            if (mw_engine_plan_memory(model, &eo, &plan) != MW_OK) break;
-            const uint64_t total = info.weight_bytes + plan.kv_bytes + plan.activation_bytes;
-            if (total > budget) break;
+            const uint64_t total = total_for(seqs);
+            if (total == 0 || total > budget) break;
             best = seqs;
             best_total = total;
         }
