@@ -1,6 +1,7 @@
 /* Generation through the C API on the real stories260K model: determinism,
  * seeds, callbacks, cancellation, stop strings, limits, concurrency, and the
  * no-copy promise of mw_model_open. */
+#define _GNU_SOURCE /* dladdr */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,9 @@
 
 #include "test_util.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -391,8 +394,29 @@ static void test_open_copies_no_weights(void** state) {
     mw_model_close(m);
 }
 
+/* libmemwise uses mimalloc explicitly for its own heap; loading it must not
+ * replace the host's malloc (Debian's libmimalloc.so exports malloc too). */
+static void test_host_malloc_is_untouched(void** state) {
+    Dl_info info;
+    union { void* (*fn)(size_t); void* obj; } addr; /* a function's address as dladdr takes it */
+    mw_model* m = NULL;
+    const char* path = mw_test_find_model(MW_STORIES_MODEL);
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    printf("SKIP: AddressSanitizer provides malloc in this build\n");
+    skip();
+#endif
+    if (path) assert_int_equal(mw_model_open(path, NULL, &m), MW_OK); /* the library is in use */
+    addr.fn = malloc;
+    assert_true(dladdr(addr.obj, &info) != 0);
+    printf("malloc comes from %s\n", info.dli_fname);
+    assert_non_null(strstr(info.dli_fname, "libc.so"));
+    mw_model_close(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_host_malloc_is_untouched),
         cmocka_unit_test(test_open_copies_no_weights),
         cmocka_unit_test(test_greedy_is_deterministic_and_coherent),
         cmocka_unit_test(test_seeded_sampling),
