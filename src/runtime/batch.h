@@ -13,6 +13,10 @@ struct BatchToken {
     int32_t pos;          // position in its sequence
     int32_t seq;          // index into Batch::tables
     bool want_logits;     // produce a logits row for this token
+    // Part of a prompt of two or more tokens: its attention sums in the order
+    // a whole-prompt pass uses, even when the prompt arrives in chunks that
+    // share steps with other sequences (so results never depend on them).
+    bool prompt = false;
 };
 
 struct Batch {

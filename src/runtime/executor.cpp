@@ -83,7 +83,8 @@ size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int3
     floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * cpu::attention_scratch_floats(c.head_dim, n_ctx);
     floats += (size_t)n_threads * n_ctx * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
     const size_t alignment_slack = 16 * 64;  // each of the 15 buffers starts on a 64-byte boundary
-    return floats * sizeof(float) + 3 * B * max_act_row_bytes(c) + alignment_slack;
+    const size_t seq_counts = (size_t)max_logit_rows * sizeof(int32_t) + 64;  // tokens per sequence (<= one per logit row)
+    return floats * sizeof(float) + 3 * B * max_act_row_bytes(c) + alignment_slack + seq_counts;
 }
 
 size_t Executor::scratch_bytes() const {
@@ -253,7 +254,12 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
                 rows_for = t;
                 rows_group = h / group;
             }
-            cpu::attention_head(q_ + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, n > 1,
+            // Prompt tokens (and any run of 2+ tokens of one sequence) use the
+            // batched order, a decode token the single-token order, whatever
+            // else the batch holds: a sequence's results never depend on its
+            // neighbours or on how its prompt was chunked.
+            const bool chunk = bt.prompt || seq_tokens_[bt.seq] > 1;
+            cpu::attention_head(q_ + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, chunk,
                                 scratch, att_ + t * q_dim + (size_t)h * hd);
         }
     });
@@ -303,6 +309,9 @@ void Executor::forward(const Batch& batch) {
             fail(MW_ERR_INTERNAL, "position not covered by the sequence's KV blocks");
     }
     allocate_step(n, batch.n_logits());
+    seq_tokens_ = arena_.alloc<int32_t>(batch.tables.size());
+    for (size_t i = 0; i < batch.tables.size(); i++) seq_tokens_[i] = 0;
+    for (const auto& bt : batch.tokens) seq_tokens_[bt.seq]++;
     embed(batch);
     const float* factors = model_->weights().rope_freq_factors.empty() ? nullptr
                                                                         : model_->weights().rope_freq_factors.data();

@@ -58,6 +58,7 @@ private:
     const void** row_ptrs_ = nullptr;  // per thread: K and V row of each position
     uint8_t* act_ = nullptr;           // activations converted to the weights' vec_dot types
     size_t act_slice_ = 0;             // bytes of one activation type's rows
+    int32_t* seq_tokens_ = nullptr;    // tokens each sequence has in this step
 };
 
 }  // namespace mw

@@ -107,7 +107,8 @@ bool Scheduler::step() {
         for (int32_t i = 0; i < count; i++) {
             const int32_t pos = s.n_past + i;
             const bool want = pos == last;
-            batch_.tokens.push_back(BatchToken{s.tokens[(size_t)pos], pos, seq, want});
+            const int32_t n_prompt = (int32_t)s.request->prompt.size();
+            batch_.tokens.push_back(BatchToken{s.tokens[(size_t)pos], pos, seq, want, pos < n_prompt && n_prompt > 1});
             if (want) logit_owner_.push_back(&s);
         }
         s.n_past += count;

@@ -111,10 +111,87 @@ static void test_greedy_smollm2(void** state) {
     assert_true(matched >= n - 1 && matched >= 4);
 }
 
+/* All fixture prompts at once on one engine: served in shared batches (decode
+ * tokens of some sequences next to prompt chunks of others), each request must
+ * still produce exactly llama.cpp's (= its own solo) greedy tokens. */
+static void check_concurrent(const char* model_file, const char* fixture_file) {
+    const char* path = mw_test_find_model(model_file);
+    char fx_path[4096];
+    fixture_case* cases = NULL;
+    mw_request* reqs[64];
+    size_t n, i, identical = 0;
+    mw_model* m = NULL;
+    mw_engine* e = NULL;
+    mw_engine_options eo;
+    mw_model_info info;
+    if (!path) {
+        printf("SKIP: model %s not found; run scripts/setup.sh\n", model_file);
+        skip();
+    }
+    snprintf(fx_path, sizeof fx_path, "%s/%s", mw_test_data_dir(), fixture_file);
+    n = fx_read(fx_path, 2, &cases);
+    assert_true(n > 0 && n <= 64);
+    assert_int_equal(mw_model_open(path, NULL, &m), MW_OK);
+    info.struct_size = sizeof info;
+    assert_int_equal(mw_model_info_get(m, &info), MW_OK);
+    mw_engine_options_init(&eo);
+    eo.n_ctx = 2048;
+    eo.n_threads = 2;
+    eo.max_sequences = (uint32_t)n;
+    eo.max_batch_tokens = 7; /* prompts split into small chunks (some of one token) that share steps with decodes */
+    assert_int_equal(mw_engine_create(m, &eo, &e), MW_OK);
+    for (i = 0; i < n; i++) {
+        mw_request_options o;
+        mw_request_options_init(&o);
+        o.prompt_tokens = cases[i].ids[0];
+        o.n_prompt_tokens = cases[i].n_ids[0];
+        o.temperature = 0;
+        o.max_tokens = (uint32_t)cases[i].n_ids[1];
+        o.ignore_eos = 1;
+        assert_int_equal(mw_submit(e, &o, &reqs[i]), MW_OK);
+    }
+    for (i = 0; i < n; i++) {
+        mw_event ev;
+        size_t k = 0, expect = cases[i].n_ids[1];
+        int same = 1;
+        /* llama.cpp's list may end with the end-of-generation token; compare up to it */
+        if (expect && (cases[i].ids[1][expect - 1] == info.eos_token || cases[i].ids[1][expect - 1] == info.eot_token))
+            expect--;
+        ev.struct_size = sizeof ev;
+        for (;;) {
+            assert_int_equal(mw_request_next(reqs[i], 60000, &ev), MW_OK);
+            if (ev.kind == MW_EVENT_FINISHED) break;
+            if (k < expect && ev.token != cases[i].ids[1][k]) same = 0;
+            k++;
+        }
+        if (k < expect) same = 0;
+        printf("%s concurrent case %zu: %s\n", fixture_file, i, same ? "identical" : "differs");
+        identical += (size_t)same;
+        mw_request_release(reqs[i]);
+    }
+    printf("%s: %zu of %zu identical when served together\n", model_file, identical, n);
+    assert_int_equal(identical, n);
+    mw_engine_destroy(e);
+    mw_model_close(m);
+    fx_free(cases, n);
+}
+
+static void test_concurrent_stories(void** state) {
+    (void)state;
+    check_concurrent(MW_STORIES_MODEL, "greedy_stories260K.txt");
+}
+
+static void test_concurrent_smollm2(void** state) {
+    (void)state;
+    check_concurrent(MW_SMOLLM_MODEL, "greedy_smollm2.txt");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_stories),
         cmocka_unit_test(test_greedy_smollm2),
+        cmocka_unit_test(test_concurrent_stories),
+        cmocka_unit_test(test_concurrent_smollm2),
     };
     return cmocka_run_group_tests_name("api_oracle", tests, NULL, NULL);
 }
