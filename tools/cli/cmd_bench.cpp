@@ -147,19 +147,14 @@ int cmd_bench(int argc, char** argv) {
     eopts.n_threads = threads;
     eopts.n_ctx = prompt_tokens + gen_tokens;
     eopts.max_sequences = 1;
-    mw_engine* engine = nullptr;
-    mw_status st = mw_engine_create(model, &eopts, &engine);
-    if (st != MW_OK) {
-        print_api_error(kCommand, "cannot create the engine", st);
-        mw_model_close(model);
-        return kExitError;
-    }
+    mw_engine* engine = create_engine(kCommand, model, &eopts);
+    if (!engine) return kExitError;
     double load_s = now_seconds() - t0;
 
     mw_model_info info;
     memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
-    st = mw_model_info_get(model, &info);
+    mw_status st = mw_model_info_get(model, &info);
     if (st != MW_OK || info.n_vocab == 0) {
         print_api_error(kCommand, "cannot describe the model", st != MW_OK ? st : MW_ERR_FORMAT);
         mw_engine_destroy(engine);

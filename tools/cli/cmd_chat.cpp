@@ -102,13 +102,8 @@ int cmd_chat(int argc, char** argv) {
         }
     }
 
-    mw_engine* engine = nullptr;
-    mw_status st = mw_engine_create(model, &engine_args.opts, &engine);
-    if (st != MW_OK) {
-        print_api_error(kCommand, "cannot create the engine", st);
-        mw_model_close(model);
-        return kExitError;
-    }
+    mw_engine* engine = create_engine(kCommand, model, &engine_args.opts);
+    if (!engine) return kExitError;
 
     std::vector<mw_text> stop_storage;
     sampling.bind_stops(&stop_storage);
@@ -137,6 +132,7 @@ int cmd_chat(int argc, char** argv) {
         // Format and submit; drop the oldest exchange while it does not fit.
         std::string prompt, reply;
         StreamResult r;
+        mw_status st = MW_OK;
         for (;;) {
             st = chat_format(model, as_messages(history), 1, &prompt);
             if (st != MW_OK) {

@@ -96,13 +96,8 @@ int cmd_run(int argc, char** argv) {
         }
     }
 
-    mw_engine* engine = nullptr;
-    mw_status st = mw_engine_create(model, &engine_args.opts, &engine);
-    if (st != MW_OK) {
-        print_api_error(kCommand, "cannot create the engine", st);
-        mw_model_close(model);
-        return kExitError;
-    }
+    mw_engine* engine = create_engine(kCommand, model, &engine_args.opts);
+    if (!engine) return kExitError;
     t_load = now_seconds() - t_load;
 
     std::vector<mw_text> stop_storage;

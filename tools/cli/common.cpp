@@ -295,6 +295,17 @@ bool read_file(const std::string& path, std::string* out) {
     return ok;
 }
 
+mw_engine* create_engine(const char* command, mw_model* model, const mw_engine_options* opts) {
+    mw_engine* engine = nullptr;
+    const mw_status st = mw_engine_create(model, opts, &engine);
+    if (st != MW_OK) {
+        print_api_error(command, "cannot create the engine", st);
+        mw_model_close(model);
+        return nullptr;
+    }
+    return engine;
+}
+
 static double mib(uint64_t b) { return double(b) / (1024.0 * 1024.0); }
 
 void print_memory_report(FILE* f, const mw_memory_report& r) {

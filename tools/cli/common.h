@@ -55,6 +55,9 @@ extern const char* const kLoadHelp;
 // mw_model_open with error reporting (opts may be null for defaults). Returns
 // nullptr after printing the error.
 mw_model* open_model(const char* command, const std::string& path, const mw_model_options* opts = nullptr);
+// Creates an engine on model; on failure prints the error, closes the model
+// and returns nullptr.
+mw_engine* create_engine(const char* command, mw_model* model, const mw_engine_options* opts);
 
 // Formats messages with mw_chat_format into *out (growing the buffer as needed).
 mw_status chat_format(const mw_model* model, const std::vector<mw_chat_message>& messages,
