@@ -218,8 +218,18 @@ typedef struct mw_engine mw_engine;
 
 typedef enum mw_kv_type {
     MW_KV_F16 = 0,  /* default */
-    MW_KV_F32 = 1
+    MW_KV_F32 = 1,  /* exact; for tests */
+    MW_KV_Q8_0 = 2  /* 8-bit blocks of 32 with an F16 scale: about half of F16 */
 } mw_kv_type;
+
+/* What the engine does when KV blocks run out while sequences are generating:
+ * the most recently admitted sequence is preempted and resumes later with
+ * exactly the output it would have produced. */
+typedef enum mw_preempt_mode {
+    MW_PREEMPT_RECOMPUTE = 0,   /* default: free its blocks; re-prefill it on resume */
+    MW_PREEMPT_SPILL = 1        /* write its blocks zstd-compressed to a file in spill_dir,
+                                   read them back on resume (recompute if that fails) */
+} mw_preempt_mode;
 
 typedef struct mw_engine_options {
     uint32_t struct_size;           /* sizeof(mw_engine_options) */
@@ -231,6 +241,11 @@ typedef struct mw_engine_options {
     int32_t kv_type;                /* mw_kv_type; default MW_KV_F16 */
     uint32_t max_batch_tokens;      /* tokens per forward step (prefill chunk); default 512 */
     uint64_t memory_budget_bytes;   /* 0 = whatever max_sequences full-context sequences need */
+    int32_t prefix_cache;           /* 1 (default): full prompt blocks are shared between sequences
+                                       and kept (LRU) after they finish; 0: off */
+    int32_t preempt_mode;           /* mw_preempt_mode; default MW_PREEMPT_RECOMPUTE */
+    const char* spill_dir;          /* MW_PREEMPT_SPILL: directory for spill files (copied);
+                                       NULL = $TMPDIR or /tmp */
 } mw_engine_options;
 
 MW_API void mw_engine_options_init(mw_engine_options* opts);
@@ -299,6 +314,35 @@ typedef struct mw_engine_plan {
  * mw_engine_create: MW_ERR_INVALID_ARGUMENT, MW_ERR_BUDGET (with the smallest
  * budget that works in the message). Thread-safe. */
 MW_API mw_status mw_engine_plan_memory(const mw_model* model, const mw_engine_options* opts, mw_engine_plan* plan);
+
+/* Serving counters and gauges, a consistent snapshot. */
+typedef struct mw_stats {
+    uint32_t struct_size;           /* set by the caller to sizeof(mw_stats) */
+    uint32_t queued;                /* requests waiting for admission (including preempted ones) */
+    uint32_t running;               /* sequences admitted: prefilling or decoding */
+    uint32_t kv_blocks_total;
+    uint32_t kv_blocks_used;        /* held by at least one sequence */
+    uint32_t kv_blocks_cached;      /* no owner, holding a reusable prefix (reclaimed LRU first) */
+    uint32_t kv_blocks_free;
+    uint32_t reserved0;
+    uint64_t requests_submitted;
+    uint64_t requests_finished;     /* any finish reason */
+    uint64_t steps;                 /* forward steps run */
+    uint64_t prompt_tokens_computed;/* prompt tokens run through the model (cache hits excluded) */
+    uint64_t generated_tokens;
+    double prompt_tokens_per_second;    /* over the last 5 s of wall time */
+    double generated_tokens_per_second; /* over the last 5 s of wall time */
+    uint64_t prefix_cache_hits;     /* full prompt blocks found in the cache at admission */
+    uint64_t prefix_cache_misses;   /* full prompt blocks that had to be computed */
+    double prefix_cache_hit_rate;   /* hits / (hits + misses); 0 when none */
+    uint64_t preemptions;           /* sequences preempted (either mode) */
+    uint64_t spill_bytes_written;   /* compressed bytes written to spill files */
+    uint64_t spill_failures;        /* spills or reloads that failed and fell back to recompute */
+} mw_stats;
+
+/* Fills *stats (the caller sets stats->struct_size). Thread-safe, cheap.
+ * Errors: MW_ERR_INVALID_ARGUMENT. */
+MW_API mw_status mw_engine_stats(const mw_engine* engine, mw_stats* stats);
 
 /* Cancels every request still running, joins the engine's threads and frees
  * the engine. Requests not yet released stay valid handles that report
@@ -389,6 +433,16 @@ MW_API void mw_request_options_init(mw_request_options* opts);
  * (prompt plus max_tokens longer than the engine's context), MW_ERR_BUDGET.
  * Thread-safe: any number of threads may submit to one engine. */
 MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw_request** out_request);
+
+/* Parallel sampling: submits n completions of one prompt as n ordinary
+ * requests (written to out_requests[0..n)), each released on its own. The
+ * prompt's KV blocks are computed once and shared; completions fork
+ * copy-on-write. With a fixed seed, completion i samples with seed + i.
+ * Errors as mw_submit, plus MW_ERR_INVALID_ARGUMENT for n == 0 or n above
+ * the engine's max_sequences. On error nothing is queued and every
+ * out_requests[i] is NULL. */
+MW_API mw_status mw_submit_n(mw_engine* engine, const mw_request_options* opts, uint32_t n,
+                             mw_request** out_requests);
 
 /* Waits up to timeout_ms (negative = forever, 0 = poll) for the request's next
  * event and copies it to *event (the caller sets event->struct_size).
