@@ -231,6 +231,18 @@ typedef enum mw_preempt_mode {
                                    read them back on resume (recompute if that fails) */
 } mw_preempt_mode;
 
+/* Where an engine runs its forward steps. */
+typedef enum mw_backend {
+    MW_BACKEND_CPU = 0,     /* default */
+    MW_BACKEND_CUDA = 1,    /* an NVIDIA GPU: MW_ERR_UNSUPPORTED (with the reason) when the
+                               library was built without CUDA or no driver/device is present */
+    MW_BACKEND_AUTO = 2     /* CUDA when available, else the CPU */
+} mw_backend;
+
+/* 1 when engines can be created with this backend in this process (for CUDA:
+ * the library was built with it and a device is present), else 0. Thread-safe. */
+MW_API int mw_backend_available(int32_t backend);
+
 typedef struct mw_engine_options {
     uint32_t struct_size;           /* sizeof(mw_engine_options) */
     uint32_t n_threads;             /* compute threads; 0 = number of physical cores */
@@ -246,6 +258,13 @@ typedef struct mw_engine_options {
     int32_t preempt_mode;           /* mw_preempt_mode; default MW_PREEMPT_RECOMPUTE */
     const char* spill_dir;          /* MW_PREEMPT_SPILL: directory for spill files (copied);
                                        NULL = $TMPDIR or /tmp */
+    int32_t backend;                /* mw_backend; default MW_BACKEND_CPU. With CUDA,
+                                       memory_budget_bytes bounds device memory for KV and
+                                       step buffers; the weights are uploaded on top of it */
+    int32_t cuda_device;            /* CUDA device ordinal; default 0 */
+    int32_t release_host_weights;   /* CUDA: 1 = after the upload, drop the weights' pages
+                                       from this process's RAM (they stay file-backed: a CPU
+                                       engine on the same model reads them back in); default 0 */
 } mw_engine_options;
 
 MW_API void mw_engine_options_init(mw_engine_options* opts);
@@ -289,6 +308,13 @@ typedef struct mw_memory_report {
     uint64_t process_anonymous_bytes;
     uint64_t process_file_bytes;
     uint64_t heap_allocations;          /* allocations the engine heap has made so far */
+    /* device memory (CUDA backend; 0 on the CPU). Device KV and step buffers
+       are not part of engine_total_bytes, which counts host RAM. */
+    uint64_t device_weights_bytes;      /* weights uploaded to the device */
+    uint64_t device_kv_bytes;           /* the device KV block pool (kv_used/free say how full) */
+    uint64_t device_activations_bytes;  /* step buffers */
+    uint64_t device_workspace_bytes;    /* GEMM workspace and dequantized weight tiles */
+    uint64_t device_total_bytes;        /* all of the above */
 } mw_memory_report;
 
 /* Fills *report (the caller sets report->struct_size). Thread-safe; costs a
@@ -307,7 +333,9 @@ typedef struct mw_engine_plan {
     uint32_t n_kv_blocks;
     uint64_t kv_block_bytes;
     uint64_t kv_bytes;              /* the KV pool (resident only as blocks are used) */
-    uint64_t activation_bytes;      /* the step arena (resident up to the largest batch run) */
+    uint64_t activation_bytes;      /* the step arena (resident up to the largest batch run);
+                                       CUDA: device step buffers and GEMM workspace */
+    int32_t backend;                /* mw_backend the engine would run on (AUTO resolved) */
 } mw_engine_plan;
 
 /* Fills *plan for engine options opts (NULL = defaults) on model. Errors as

@@ -340,6 +340,19 @@ MW_API void mw_engine_options_init(mw_engine_options* opts) {
     opts->kv_type = MW_KV_F16;
     opts->max_batch_tokens = 512;
     opts->memory_budget_bytes = 0;
+    opts->backend = MW_BACKEND_CPU;
+    opts->cuda_device = 0;
+    opts->release_host_weights = 0;
+}
+
+MW_API int mw_backend_available(int32_t backend) {
+    try {
+        if (backend == MW_BACKEND_CPU || backend == MW_BACKEND_AUTO) return 1;
+        std::string why;
+        return backend == MW_BACKEND_CUDA && mw::cuda_usable(0, &why) ? 1 : 0;
+    } catch (...) {
+        return 0;
+    }
 }
 
 namespace {
@@ -359,6 +372,15 @@ mw::EngineOptions engine_options_from(const mw_engine_options* opts) {
     eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : mw::KvType::F16;
     eo.max_batch_tokens = (int32_t)o.max_batch_tokens;
     eo.memory_budget_bytes = o.memory_budget_bytes;
+    if (o.backend != MW_BACKEND_CPU && o.backend != MW_BACKEND_CUDA && o.backend != MW_BACKEND_AUTO)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "backend " + std::to_string(o.backend) + " is not a mw_backend");
+    if (o.cuda_device < 0 || o.cuda_device > 1024)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "cuda_device " + std::to_string(o.cuda_device) + " out of range");
+    eo.backend = o.backend == MW_BACKEND_CUDA ? mw::Backend::Cuda
+                 : o.backend == MW_BACKEND_AUTO ? mw::Backend::Auto
+                                                : mw::Backend::Cpu;
+    eo.cuda_device = o.cuda_device;
+    eo.release_host_weights = o.release_host_weights != 0;
     return eo;
 }
 }  // namespace
@@ -394,6 +416,7 @@ MW_API mw_status mw_engine_plan_memory(const mw_model* model, const mw_engine_op
         r.kv_block_bytes = p.block_bytes;
         r.kv_bytes = p.kv_bytes;
         r.activation_bytes = p.scratch_bytes;
+        r.backend = p.backend == mw::Backend::Cuda ? MW_BACKEND_CUDA : MW_BACKEND_CPU;
         const size_t n = std::min<size_t>(plan->struct_size, sizeof r);
         std::memcpy(plan, &r, n);
         plan->struct_size = (uint32_t)n;
@@ -428,6 +451,11 @@ MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* rep
         r.process_anonymous_bytes = m.process.anonymous;
         r.process_file_bytes = m.process.file;
         r.heap_allocations = m.heap_allocations;
+        r.device_weights_bytes = m.device.weights;
+        r.device_kv_bytes = m.device.kv;
+        r.device_activations_bytes = m.device.activations;
+        r.device_workspace_bytes = m.device.workspace;
+        r.device_total_bytes = m.device.total;
         const size_t n = std::min<size_t>(report->struct_size, sizeof r);
         std::memcpy(report, &r, n);
         report->struct_size = (uint32_t)n;

@@ -24,7 +24,9 @@ EnginePlan plan_engine(const ModelConfig& c, const EngineOptions& o) {
     p.kv_type = o.kv_type;
     p.max_batch_tokens = std::max(o.max_batch_tokens, p.max_sequences);  // a decode token for every sequence
     p.block_bytes = KvCache::block_bytes_for(c, p.kv_type, p.block_tokens);
-    p.scratch_bytes = Executor::scratch_bytes_for(c, p.max_batch_tokens, p.max_sequences, p.n_ctx, p.n_threads);
+    p.backend = resolve_backend(o.backend, o.cuda_device);
+    p.scratch_bytes = step_scratch_bytes(p.backend, c, p.max_batch_tokens, p.max_sequences, p.n_ctx, p.n_threads,
+                                         p.block_tokens);
     const int32_t blocks_per_seq = (p.n_ctx + p.block_tokens - 1) / p.block_tokens;
     if (o.memory_budget_bytes == 0) {
         p.n_blocks = blocks_per_seq * p.max_sequences;
@@ -46,8 +48,16 @@ EnginePlan plan_engine(const ModelConfig& c, const EngineOptions& o) {
 Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& opts) : model_(std::move(model)) {
     plan_ = plan_engine(model_->config(), opts);
     kv_ = std::make_unique<KvCache>(model_->config(), plan_.kv_type, plan_.block_tokens, plan_.n_blocks);
-    pool_ = std::make_unique<ThreadPool>(plan_.n_threads);
-    exec_ = std::make_unique<Executor>(model_, *kv_, *pool_, plan_.max_batch_tokens, plan_.max_sequences, plan_.n_ctx);
+    pool_ = std::make_unique<ThreadPool>(plan_.backend == Backend::Cpu ? plan_.n_threads : 1);
+    StepExecutorOptions so;
+    so.backend = plan_.backend;
+    so.max_batch_tokens = plan_.max_batch_tokens;
+    so.max_logit_rows = plan_.max_sequences;
+    so.n_ctx = plan_.n_ctx;
+    so.step_bytes = plan_.scratch_bytes;
+    so.cuda_device = opts.cuda_device;
+    so.release_host_weights = opts.release_host_weights;
+    exec_ = make_step_executor(model_, *kv_, *pool_, so);
     sched_ = std::make_unique<Scheduler>(model_, *kv_, *exec_, plan_.n_ctx, plan_.max_sequences, plan_.max_batch_tokens,
                                          &heap_);
     thread_ = std::thread(&Engine::loop, this);
@@ -106,8 +116,9 @@ EngineMemory Engine::memory() const {
     m.kv_free = n_free * kv_->block_bytes();
     m.kv_used = ((uint64_t)kv_->n_blocks() - n_free) * kv_->block_bytes();
     m.kv_cached = 0;  // no prefix cache yet: free blocks hold nothing reusable
-    m.activations_reserved = exec_->arena().reserved();
-    m.activations_high_water = exec_->arena().resident();
+    m.activations_reserved = exec_->activations_reserved();
+    m.activations_high_water = exec_->activations_high_water();
+    m.device = exec_->device_memory();
     m.scratch = heap_.live_bytes() + model_->tokenizer().memory_bytes();
     m.heap_committed = memory::Heap::committed_bytes();
     m.heap_overhead = m.heap_committed > heap_.live_bytes() ? m.heap_committed - heap_.live_bytes() : 0;

@@ -7,7 +7,7 @@
 #include "memory/heap.h"
 #include "memory/process_memory.h"
 #include "model/model.h"
-#include "runtime/executor.h"
+#include "runtime/backend.h"
 #include "runtime/request.h"
 #include "runtime/scheduler.h"
 #include "runtime/thread_pool.h"
@@ -28,6 +28,11 @@ struct EngineOptions {
     KvType kv_type = KvType::F16;
     int32_t max_batch_tokens = 512;
     uint64_t memory_budget_bytes = 0;  // 0 = enough for max_sequences full contexts
+    // Where steps run. For CUDA the budget covers device memory (KV + step
+    // buffers); the weights are uploaded on top and reported apart.
+    Backend backend = Backend::Cpu;
+    int32_t cuda_device = 0;
+    bool release_host_weights = false;  // CUDA: drop the weights' host pages after upload
 };
 
 // What an engine with these options would allocate (computed without allocating).
@@ -35,6 +40,7 @@ struct EnginePlan {
     int32_t n_threads, n_ctx, max_sequences, block_tokens, max_batch_tokens, n_blocks;
     KvType kv_type;
     size_t block_bytes, kv_bytes, scratch_bytes;
+    Backend backend;  // resolved (Auto becomes Cpu or Cuda)
 };
 // Throws MW_ERR_INVALID_ARGUMENT for bad options and MW_ERR_BUDGET (with the
 // smallest budget that would work) when the budget cannot hold one full sequence.
@@ -49,6 +55,7 @@ struct EngineMemory {
     uint64_t heap_committed = 0, heap_overhead = 0, heap_allocations = 0;
     uint64_t engine_total = 0;
     memory::ProcessMemory process;
+    DeviceMemory device;  // all 0 on the CPU backend
 };
 
 class Engine {
@@ -74,7 +81,7 @@ private:
     EnginePlan plan_;
     std::unique_ptr<KvCache> kv_;
     std::unique_ptr<ThreadPool> pool_;
-    std::unique_ptr<Executor> exec_;
+    std::unique_ptr<StepExecutor> exec_;
     std::unique_ptr<Scheduler> sched_;
 
     std::mutex mutex_;

@@ -7,6 +7,7 @@
 #include "memory/arena.h"
 #include "model/model.h"
 #include "runtime/batch.h"
+#include "runtime/step_executor.h"
 #include "runtime/thread_pool.h"
 
 #include <memory>
@@ -14,7 +15,7 @@
 
 namespace mw {
 
-class Executor {
+class Executor final : public StepExecutor {
 public:
     Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& pool, int32_t max_batch_tokens,
              int32_t max_logit_rows, int32_t n_ctx);
@@ -22,8 +23,12 @@ public:
     // Runs the batch: writes K/V of every token into its sequence's blocks and
     // fills logits() with one row of n_vocab floats per token that wants
     // logits, in batch order. batch.tokens.size() <= max_batch_tokens.
-    void forward(const Batch& batch);
-    float* logits(int32_t row) { return logits_ + (size_t)row * (size_t)model_->config().n_vocab; }
+    void forward(const Batch& batch) override;
+    float* logits(int32_t row) override { return logits_ + (size_t)row * (size_t)model_->config().n_vocab; }
+    int32_t argmax(int32_t row) override { return greedy_argmax(logits(row), model_->config().n_vocab); }
+    Backend backend() const override { return Backend::Cpu; }
+    size_t activations_reserved() const override { return arena_.reserved(); }
+    size_t activations_high_water() const override { return arena_.resident(); }
 
     // Bytes of scratch this executor holds (for accounting and planning).
     size_t scratch_bytes() const;

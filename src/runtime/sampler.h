@@ -38,6 +38,8 @@ public:
     // generated), for the penalty; ids outside [0, n_vocab) are ignored.
     // Allocates nothing.
     int32_t sample(float* logits, const int32_t* history, size_t n_history);
+    // sample() is then the plain argmax (greedy_argmax in step_executor.h).
+    bool greedy() const { return params_.temperature == 0.0f && params_.repeat_penalty == 1.0f; }
 
 private:
     // One candidate token: its logit and its softmax weight (exp(logit - max)),

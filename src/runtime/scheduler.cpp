@@ -12,7 +12,7 @@ Sequence::Sequence(std::shared_ptr<Request> r, int32_t n_vocab, int32_t limit_to
     tokens.assign(request->prompt.begin(), request->prompt.end());
 }
 
-Scheduler::Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& exec, int32_t n_ctx,
+Scheduler::Scheduler(std::shared_ptr<const Model> model, KvCache& kv, StepExecutor& exec, int32_t n_ctx,
                      int32_t max_sequences, int32_t max_batch_tokens, std::pmr::memory_resource* mr)
     : model_(std::move(model)), kv_(kv), exec_(exec), n_ctx_(n_ctx), max_sequences_(max_sequences),
       max_batch_tokens_(max_batch_tokens), mr_(mr) {
@@ -59,12 +59,16 @@ void Scheduler::finish_all(int32_t reason, mw_status status, const std::string& 
     running_.clear();
 }
 
-void Scheduler::after_logits(Sequence& s, float* logits) {
+void Scheduler::after_logits(Sequence& s, int32_t row) {
     const Tokenizer& tok = model_->tokenizer();
     const Request& r = *s.request;
     const size_t window = r.sampling.repeat_last_n < 0 ? s.tokens.size()
                                                        : std::min(s.tokens.size(), (size_t)r.sampling.repeat_last_n);
-    const int32_t id = s.sampler.sample(logits, s.tokens.data() + s.tokens.size() - window, window);
+    // Greedy sequences on a device backend take the token the device picked:
+    // only the id crosses to the host.
+    const int32_t id = s.sampler.greedy() && exec_.has_device_argmax()
+                           ? exec_.argmax(row)
+                           : s.sampler.sample(exec_.logits(row), s.tokens.data() + s.tokens.size() - window, window);
     if (!r.ignore_eos && tok.is_eog(id)) {
         finish(s, MW_FINISH_EOS, MW_OK, "");
         return;
@@ -131,7 +135,7 @@ bool Scheduler::step() {
     if (batch_.tokens.empty()) return false;
 
     exec_.forward(batch_);
-    for (size_t i = 0; i < logit_owner_.size(); i++) after_logits(*logit_owner_[i], exec_.logits((int32_t)i));
+    for (size_t i = 0; i < logit_owner_.size(); i++) after_logits(*logit_owner_[i], (int32_t)i);
 
     // Sequences that finished released their blocks in finish(); drop them.
     running_.erase(std::remove_if(running_.begin(), running_.end(),

@@ -8,7 +8,7 @@
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "runtime/batch.h"
-#include "runtime/executor.h"
+#include "runtime/step_executor.h"
 #include "runtime/request.h"
 #include "runtime/sampler.h"
 #include "runtime/text_stream.h"
@@ -35,7 +35,7 @@ struct Sequence {
 class Scheduler {
 public:
     // Per-sequence state (tokens, sampler scratch) comes from mr, the engine's heap.
-    Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& exec, int32_t n_ctx, int32_t max_sequences,
+    Scheduler(std::shared_ptr<const Model> model, KvCache& kv, StepExecutor& exec, int32_t n_ctx, int32_t max_sequences,
               int32_t max_batch_tokens, std::pmr::memory_resource* mr);
     int32_t n_running() const { return (int32_t)running_.size(); }
 
@@ -52,11 +52,11 @@ public:
 
 private:
     void finish(Sequence& s, int32_t reason, mw_status status, const std::string& message);
-    void after_logits(Sequence& s, float* logits);
+    void after_logits(Sequence& s, int32_t row);  // row: the token's logits row in the step
 
     std::shared_ptr<const Model> model_;
     KvCache& kv_;
-    Executor& exec_;
+    StepExecutor& exec_;
     int32_t n_ctx_;
     int32_t max_sequences_;
     int32_t max_batch_tokens_;
