@@ -41,6 +41,14 @@ static inline const char* mw_test_find_model(const char* file_name) {
         skip();                                                                                  \
     }
 
+/* The mw_backend engine tests that honour it run on: MEMWISE_TEST_BACKEND=cuda
+ * gives MW_BACKEND_CUDA (1; bench/gpu-check.sh runs the oracle tests so),
+ * anything else the CPU (0). */
+static inline int mw_test_backend(void) {
+    const char* b = getenv("MEMWISE_TEST_BACKEND");
+    return b && strcmp(b, "cuda") == 0 ? 1 : 0;
+}
+
 /* Directory of committed fixtures (tests/data). */
 static inline const char* mw_test_data_dir(void) {
     const char* d = getenv("MEMWISE_TEST_DATA");

@@ -35,6 +35,7 @@ static int check_greedy(const char* model_file, const char* fixture_file, int* n
     if (n == 0) fail_msg("fixture %s missing or empty", fx_path);
     assert_int_equal(mw_model_open(path, NULL, &m), MW_OK);
     mw_engine_options_init(&eo);
+    eo.backend = mw_test_backend();
     eo.n_ctx = 2048;
     eo.n_threads = 2;
     assert_int_equal(mw_engine_create(m, &eo, &e), MW_OK);
@@ -135,6 +136,7 @@ static void check_concurrent(const char* model_file, const char* fixture_file) {
     info.struct_size = sizeof info;
     assert_int_equal(mw_model_info_get(m, &info), MW_OK);
     mw_engine_options_init(&eo);
+    eo.backend = mw_test_backend();
     eo.n_ctx = 2048;
     eo.n_threads = 2;
     eo.max_sequences = (uint32_t)n;
