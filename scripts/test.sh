@@ -4,13 +4,17 @@
 #   2. Release build in build/ and its CTest suite
 #   3. AddressSanitizer + UBSan build in build-asan/ (RelWithDebInfo: Debug is
 #      too slow for the real-model tests) and its CTest suite
-#   4. install build/ to a temporary prefix and run tests/packaging/run.sh
+#   4. CUDA backend (no GPU needed): configure build-cuda/ with the toolkit
+#      wheels setup.sh installs, compile and link it for sm_80 and sm_90, run
+#      the CUDA-side tests (GPU ones report SKIP without a device)
+#   5. install build/ to a temporary prefix and run tests/packaging/run.sh
 #      (pkg-config and find_package consumers, SONAME, exported symbols), then
 #      each bindings/<language>/test.sh PREFIX (Go, Rust, Java)
 # Later steps still run after a failed test step so one run shows every
 # failure; a failed build skips the steps that need it. Exits non-zero when
 # anything failed and ends with one summary line.
-# Environment: MEMWISE_JOBS (parallel jobs, default 2), MEMWISE_SKIP_ASAN=1.
+# Environment: MEMWISE_JOBS (parallel jobs, default 2), MEMWISE_SKIP_ASAN=1,
+# MEMWISE_SKIP_CUDA=1 (no toolkit download, no CUDA build).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -81,6 +85,20 @@ run_ctest_asan() {
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest build-asan
 }
 
+# The CUDA backend compiled and linked against the wheel toolkit: only what it
+# needs (no CLI), then the tests that run without a GPU and the GPU tests' SKIP.
+CUDA_ROOT="${MEMWISE_CUDA_DIR:-${HOME:-/root}/.cache/memwise/cuda-13}/site/nvidia/cu13"
+build_cuda() {
+    configure build-cuda -DCMAKE_BUILD_TYPE=Release -DMEMWISE_CUDA=ON -DMEMWISE_BUILD_CLI=OFF \
+        -DCMAKE_CUDA_COMPILER="$CUDA_ROOT/bin/nvcc" -DCUDAToolkit_ROOT="$CUDA_ROOT" \
+        -DCMAKE_CUDA_ARCHITECTURES="80;90" &&
+        cmake --build build-cuda -j "$JOBS" --target memwise test_cuda_kernels test_backend_select test_cuda_block_decode
+}
+run_ctest_cuda() {
+    LD_LIBRARY_PATH="$CUDA_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        ctest --test-dir build-cuda --output-on-failure --no-tests=error -R 'test_cuda_|test_backend_select'
+}
+
 PREFIX=""
 cleanup() { [[ -n "$PREFIX" ]] && rm -rf "$PREFIX"; }
 trap cleanup EXIT
@@ -90,7 +108,9 @@ install_release() {
         cmake --install build --prefix "$PREFIX"
 }
 
-if ! step setup bash scripts/setup.sh; then
+SETUP_ARGS=()
+[[ "${MEMWISE_SKIP_CUDA:-0}" == 1 ]] || SETUP_ARGS+=(--cuda)
+if ! step setup bash scripts/setup.sh "${SETUP_ARGS[@]}"; then
     summary   # without packages nothing else can work
 fi
 
@@ -110,6 +130,14 @@ if step release-build build_release; then
 else
     skip release-tests "release build failed"
     skip packaging "release build failed"
+fi
+
+if [[ "${MEMWISE_SKIP_CUDA:-0}" == 1 ]]; then
+    RESULTS+=("cuda=skipped(MEMWISE_SKIP_CUDA=1)")
+elif step cuda-build build_cuda; then
+    step cuda-tests run_ctest_cuda
+else
+    skip cuda-tests "CUDA build failed"
 fi
 
 if [[ "${MEMWISE_SKIP_ASAN:-0}" == 1 ]]; then
