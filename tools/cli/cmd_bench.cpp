@@ -31,6 +31,7 @@ static void print_help() {
            "  --prompt-tokens N      prompt length in tokens (default 512)\n"
            "  --gen-tokens N         tokens to generate (default 128)\n"
            "  --threads N            compute threads (default: number of physical cores)\n"
+           "  --backend B            cpu (default), cuda, or auto (CUDA when a GPU is usable)\n"
            "  --repeat N             runs to average over (default 1)\n"
            "  --json                 print one JSON object instead of text, with the memory\n"
            "                         report under \"memory\" (\"threads\": 0\n"
@@ -112,6 +113,7 @@ int cmd_bench(int argc, char** argv) {
     ArgReader a(kCommand, argc, argv);
     std::string model_path;
     uint32_t prompt_tokens = 512, gen_tokens = 128, threads = 0, repeat = 1;
+    int32_t backend = MW_BACKEND_CPU;
     bool json = false;
     LoadArgs load_args;
     while (a.next()) {
@@ -125,6 +127,7 @@ int cmd_bench(int argc, char** argv) {
         } else if (a.u32("--gen-tokens", "-n", &gen_tokens, 1)) {
         } else if (a.u32("--threads", "-t", &threads, 1)) {
         } else if (a.u32("--repeat", "-r", &repeat, 1)) {
+        } else if (parse_backend(a, &backend)) {
         } else if (a.flag("--json")) {
             json = true;
         } else if (load_args.parse(a)) {
@@ -147,6 +150,7 @@ int cmd_bench(int argc, char** argv) {
     eopts.n_threads = threads;
     eopts.n_ctx = prompt_tokens + gen_tokens;
     eopts.max_sequences = 1;
+    eopts.backend = backend;
     mw_engine* engine = create_engine(kCommand, model, &eopts);
     if (!engine) return kExitError;
     double load_s = now_seconds() - t0;

@@ -35,7 +35,8 @@ const char* const kSamplingHelp =
 const char* const kEngineHelp =
     "Engine:\n"
     "  --threads N            compute threads (default: number of physical cores)\n"
-    "  --ctx N                context length in tokens (default: min(training context, 4096))\n";
+    "  --ctx N                context length in tokens (default: min(training context, 4096))\n"
+    "  --backend B            cpu (default), cuda, or auto (CUDA when a GPU is usable)\n";
 
 SamplingArgs::SamplingArgs() {
     memset(&opts, 0, sizeof opts);
@@ -77,7 +78,19 @@ EngineArgs::EngineArgs() {
 bool EngineArgs::parse(ArgReader& a) {
     if (a.u32("--threads", "-t", &opts.n_threads, 1)) return true;
     if (a.u32("--ctx", "-c", &opts.n_ctx, 1)) return true;
+    if (parse_backend(a, &opts.backend)) return true;
     return false;
+}
+
+bool parse_backend(ArgReader& a, int32_t* backend) {
+    std::string b;
+    if (!a.text("--backend", nullptr, &b)) return false;
+    if (!a.ok()) return true;
+    if (b == "cpu") *backend = MW_BACKEND_CPU;
+    else if (b == "cuda") *backend = MW_BACKEND_CUDA;
+    else if (b == "auto") *backend = MW_BACKEND_AUTO;
+    else a.fail("--backend must be cpu, cuda or auto (got '" + b + "')");
+    return true;
 }
 
 const char* const kLoadHelp =

@@ -41,6 +41,9 @@ struct EngineArgs {
     bool parse(ArgReader& args);
 };
 
+// --backend cpu|cuda|auto into *backend (an mw_backend); true when the argument was it.
+bool parse_backend(ArgReader& a, int32_t* backend);
+
 // Model loading options: --populate, --lock, --access random|sequential|willneed.
 struct LoadArgs {
     mw_model_options opts;
