@@ -5,8 +5,10 @@
 #   2. build: build-gpu/ with -DMEMWISE_CUDA=ON for this GPU's architecture;
 #   3. tests on the GPU: CUDA kernels against CPU references (test_cuda_kernels),
 #      backend selection and a CPU + CUDA engine on one model (test_backend_select),
-#      greedy agreement with llama.cpp and the shared-batch serving checks on the
-#      CUDA backend (test_api_oracle with MEMWISE_TEST_BACKEND=cuda);
+#      the CUDA executor against the CPU one step by step (test_step_executor),
+#      greedy agreement with llama.cpp and the shared-batch serving checks
+#      (test_api_oracle) and KL / top-1 against llama.cpp's distributions
+#      (test_teacher_forced), both with MEMWISE_TEST_BACKEND=cuda;
 #   4. benchmarks, memwise CUDA against llama.cpp's CUDA build on the same file
 #      (when LLAMA_CPP_CUDA_BIN is given): prefill and decode tokens/s at batch 1
 #      and 64 concurrent requests, and peak device memory (nvidia-smi, sampled),
@@ -72,7 +74,8 @@ T0=$SECONDS
 if cmake -S "$ROOT" -B "$ROOT/build-gpu" -DCMAKE_BUILD_TYPE=Release -DMEMWISE_CUDA=ON -DMEMWISE_BUILD_BENCH=ON \
         -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDAToolkit_ROOT="$TK" -DCMAKE_CUDA_ARCHITECTURES="$CAP" >"$OUT/configure.log" 2>&1 &&
     cmake --build "$ROOT/build-gpu" -j "$JOBS" --target memwise memwise_cli gpu_bench make_synthetic_model \
-        test_cuda_kernels test_backend_select test_cuda_block_decode test_api_oracle >"$OUT/build.log" 2>&1; then
+        test_cuda_kernels test_backend_select test_cuda_block_decode test_step_executor test_api_oracle \
+        test_teacher_forced >"$OUT/build.log" 2>&1; then
     note "- built for sm_$CAP in $((SECONDS - T0)) s"
 else
     note "- BUILD FAILED (see configure.log, build.log):"
@@ -93,11 +96,13 @@ run_test() {  # name, env..., then the ctest regex
         note "- $name: FAIL (test-$name.log)"
         FAILED=1
     fi
-    grep -E "SKIP|identical|differs|agree|device:|resident after|Skipped" "$OUT/test-$name.log" | sed 's/^[0-9]*: /    /' >>"$SUMMARY"
+    grep -E "SKIP|identical|differs|agree|device:|resident after|Skipped|top-1 agreement" "$OUT/test-$name.log" | sed 's/^[0-9]*: /    /' >>"$SUMMARY"
 }
 run_test kernels '^test_cuda_kernels$|^test_cuda_block_decode$'
 run_test backend '^test_backend_select$'
+run_test executor '^test_step_executor$'
 run_test oracle-cuda '^test_api_oracle$' MEMWISE_TEST_BACKEND=cuda
+run_test teacher-kl-cuda '^test_teacher_forced$' MEMWISE_TEST_BACKEND=cuda
 
 # ---- 4. benchmarks --------------------------------------------------------------------
 note ""

@@ -92,11 +92,12 @@ build_cuda() {
     configure build-cuda -DCMAKE_BUILD_TYPE=Release -DMEMWISE_CUDA=ON -DMEMWISE_BUILD_CLI=OFF \
         -DCMAKE_CUDA_COMPILER="$CUDA_ROOT/bin/nvcc" -DCUDAToolkit_ROOT="$CUDA_ROOT" \
         -DCMAKE_CUDA_ARCHITECTURES="80;90" &&
-        cmake --build build-cuda -j "$JOBS" --target memwise test_cuda_kernels test_backend_select test_cuda_block_decode
+        cmake --build build-cuda -j "$JOBS" --target memwise test_cuda_kernels test_backend_select test_cuda_block_decode \
+            test_step_executor
 }
 run_ctest_cuda() {
     LD_LIBRARY_PATH="$CUDA_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-        ctest --test-dir build-cuda --output-on-failure --no-tests=error -R 'test_cuda_|test_backend_select'
+        ctest --test-dir build-cuda --output-on-failure --no-tests=error -R 'test_cuda_|test_backend_select|test_step_executor'
 }
 
 PREFIX=""

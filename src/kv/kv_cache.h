@@ -52,6 +52,9 @@ public:
     bool reserve(BlockTable& table, int32_t n_tokens);
     void release(BlockTable& table);
 
+    // First byte of a block (block_bytes() of it: every layer's K and V).
+    uint8_t* block_data(int32_t block) const { return base_ + (size_t)block * block_bytes_; }
+
     // Row of K (or V) for a position of a sequence in a layer.
     uint8_t* k_row(const BlockTable& t, int32_t layer, int32_t pos) const { return row(t, layer, pos, 0); }
     uint8_t* v_row(const BlockTable& t, int32_t layer, int32_t pos) const { return row(t, layer, pos, 1); }

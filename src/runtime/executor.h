@@ -10,6 +10,7 @@
 #include "runtime/step_executor.h"
 #include "runtime/thread_pool.h"
 
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -29,6 +30,13 @@ public:
     Backend backend() const override { return Backend::Cpu; }
     size_t activations_reserved() const override { return arena_.reserved(); }
     size_t activations_high_water() const override { return arena_.resident(); }
+    void copy_kv_block(int32_t src, int32_t dst) override {
+        std::memcpy(kv_.block_data(dst), kv_.block_data(src), kv_.block_bytes());
+    }
+    void read_kv_block(int32_t block, void* out) override { std::memcpy(out, kv_.block_data(block), kv_.block_bytes()); }
+    void write_kv_block(int32_t block, const void* in) override {
+        std::memcpy(kv_.block_data(block), in, kv_.block_bytes());
+    }
 
     // Bytes of scratch this executor holds (for accounting and planning).
     size_t scratch_bytes() const;

@@ -51,6 +51,13 @@ public:
     virtual size_t activations_reserved() const = 0;
     virtual size_t activations_high_water() const = 0;
     virtual DeviceMemory device_memory() const { return {}; }
+
+    // A KV block's bytes (KvCache::block_bytes()) wherever this backend keeps
+    // them: copy-on-write of a shared block and spill/restore go through these,
+    // so they work on every backend.
+    virtual void copy_kv_block(int32_t src, int32_t dst) = 0;
+    virtual void read_kv_block(int32_t block, void* out) = 0;
+    virtual void write_kv_block(int32_t block, const void* in) = 0;
 };
 
 }  // namespace mw

@@ -7,6 +7,7 @@
 //    remaining mass (a lower bound on the full KL, tight when the top 64 hold
 //    almost all the mass, which the test prints).
 #include "model/model.h"
+#include "runtime/backend.h"
 #include "runtime/executor.h"
 
 #include <algorithm>
@@ -74,7 +75,12 @@ void check(const char* model_file, const char* fixture, double min_top1, double 
     const int chunk = 64, n_ctx = (int)t.n_tokens + 16;
     KvCache kv(m->config(), std::getenv("MW_TEACHER_F32KV") ? KvType::F32 : KvType::F16, 16, n_ctx / 16 + 1);  // F16 KV, as llama.cpp default
     ThreadPool pool(2);
-    Executor ex(m, kv, pool, chunk, chunk, n_ctx);
+    // MEMWISE_TEST_BACKEND=cuda (bench/gpu-check.sh) runs the same check on the CUDA executor.
+    StepExecutorOptions so;
+    so.backend = mw_test_backend() ? Backend::Cuda : Backend::Cpu;
+    so.max_batch_tokens = so.max_logit_rows = chunk;
+    so.n_ctx = n_ctx;
+    std::unique_ptr<StepExecutor> ex = make_step_executor(m, kv, pool, so);
     BlockTable table;
     assert_true(kv.reserve(table, (int32_t)t.n_tokens));
 
@@ -89,10 +95,10 @@ void check(const char* model_file, const char* fixture, double min_top1, double 
         b.tables.push_back(&table);
         for (uint32_t j = i; j < std::min(t.n_tokens, i + chunk); j++)
             b.tokens.push_back(BatchToken{t.tokens[j], (int32_t)j, 0, true});
-        ex.forward(b);
+        ex->forward(b);
         for (size_t r = 0; r < b.tokens.size(); r++) {
             const size_t pos = i + r;
-            const float* logits = ex.logits((int32_t)r);
+            const float* logits = ex->logits((int32_t)r);
             // memwise log-softmax
             double mx = -1e300;
             int argmax = 0;

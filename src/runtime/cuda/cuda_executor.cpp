@@ -116,8 +116,16 @@ public:
     size_t activations_reserved() const override { return staging_.bytes(); }
     size_t activations_high_water() const override { return staging_.bytes(); }
     DeviceMemory device_memory() const override;
+    void copy_kv_block(int32_t src, int32_t dst) override;
+    void read_kv_block(int32_t block, void* out) override;
+    void write_kv_block(int32_t block, const void* in) override;
 
 private:
+    void check_block(int32_t block) const {
+        if (block < 0 || block >= kv_.n_blocks()) fail(MW_ERR_INTERNAL, "KV block " + std::to_string(block) + " out of range");
+    }
+    // Copies on this engine's stream and waits for just that copy.
+    void copy_and_wait(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
     void upload_weights();
     cudak::WeightView device_weight(const Weight& w);
     void matmul(const cudak::WeightView& w, const float* x, int32_t n, int64_t x_stride, float* y, bool accumulate);
@@ -129,9 +137,22 @@ private:
     KvCache& kv_;
     ExecutorOptions opts_;
     StepLayout layout_;
-    cudaStream_t stream_ = nullptr;
-    cudaEvent_t done_ = nullptr;
-    cudaEvent_t staged_[2] = {nullptr, nullptr};
+    // The stream and its events, destroyed even when the constructor throws.
+    struct StreamHandles {
+        cudaStream_t stream = nullptr;
+        cudaEvent_t done = nullptr;
+        cudaEvent_t staged[2] = {nullptr, nullptr};
+        StreamHandles() = default;
+        StreamHandles(const StreamHandles&) = delete;
+        StreamHandles& operator=(const StreamHandles&) = delete;
+        ~StreamHandles() {
+            if (stream) cudaStreamSynchronize(stream);
+            for (cudaEvent_t e : staged)
+                if (e) cudaEventDestroy(e);
+            if (done) cudaEventDestroy(done);
+            if (stream) cudaStreamDestroy(stream);
+        }
+    } h_;
 
     DeviceBuffer weights_buf_, kv_buf_, act_buf_, ws_buf_;
     PinnedBuffer staging_;  // step inputs, then greedy ids and logits coming back
@@ -216,9 +237,9 @@ CudaExecutor::CudaExecutor(std::shared_ptr<const Model> model, KvCache& kv, cons
                                 " KV + " + std::to_string(layout_.activations + layout_.workspace) +
                                 " step buffers): lower max_sequences, n_ctx or memory_budget_bytes");
 
-    ck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream");
-    ck(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "event");
-    for (auto& e : staged_) ck(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
+    ck(cudaStreamCreateWithFlags(&h_.stream, cudaStreamNonBlocking), "stream");
+    ck(cudaEventCreateWithFlags(&h_.done, cudaEventDisableTiming), "event");
+    for (auto& e : h_.staged) ck(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
 
     weights_buf_.allocate(weight_bytes, "weights allocation");
     kv_buf_.allocate(kv_.total_bytes(), "KV pool allocation");
@@ -270,13 +291,9 @@ CudaExecutor::CudaExecutor(std::shared_ptr<const Model> model, KvCache& kv, cons
 }
 
 CudaExecutor::~CudaExecutor() {
+    // Members release the rest (buffers, cuBLASLt, then the stream) on this device.
     cudaSetDevice(opts_.device);
-    if (stream_) cudaStreamSynchronize(stream_);
-    gemm_.reset();
-    for (auto& e : staged_)
-        if (e) cudaEventDestroy(e);
-    if (done_) cudaEventDestroy(done_);
-    if (stream_) cudaStreamDestroy(stream_);
+    if (h_.stream) cudaStreamSynchronize(h_.stream);
 }
 
 cudak::WeightView CudaExecutor::device_weight(const Weight& w) {
@@ -299,10 +316,10 @@ cudak::WeightView CudaExecutor::device_weight(const Weight& w) {
     const size_t half = staging_.bytes() / 2;
     for (size_t done = 0, i = 0; done < bytes; done += half, i ^= 1) {
         const size_t n = std::min(half, bytes - done);
-        ck(cudaEventSynchronize(staged_[i]), "upload wait");
+        ck(cudaEventSynchronize(h_.staged[i]), "upload wait");
         std::memcpy(staging_.get() + i * half, w.data + done, n);
-        ck(cudaMemcpyAsync(dst + done, staging_.get() + i * half, n, cudaMemcpyHostToDevice, stream_), "upload");
-        ck(cudaEventRecord(staged_[i], stream_), "upload event");
+        ck(cudaMemcpyAsync(dst + done, staging_.get() + i * half, n, cudaMemcpyHostToDevice, h_.stream), "upload");
+        ck(cudaEventRecord(h_.staged[i], h_.stream), "upload event");
     }
     uploaded_.emplace(w.data, dst);
     v.data = dst;
@@ -311,7 +328,7 @@ cudak::WeightView CudaExecutor::device_weight(const Weight& w) {
 
 void CudaExecutor::upload_weights() {
     const ModelWeights& mw = model_->weights();
-    for (auto& e : staged_) ck(cudaEventRecord(e, stream_), "event");
+    for (auto& e : h_.staged) ck(cudaEventRecord(e, h_.stream), "event");
     embd_ = device_weight(mw.token_embd);
     output_ = device_weight(mw.output);
     output_norm_ = (const float*)device_weight(mw.output_norm).data;
@@ -335,12 +352,12 @@ void CudaExecutor::upload_weights() {
         const size_t bytes = mw.rope_freq_factors.size() * sizeof(float);
         uint8_t* dst = weights_buf_.get() + weights_used_;
         weights_used_ += align_up(bytes);
-        ck(cudaStreamSynchronize(stream_), "upload");
+        ck(cudaStreamSynchronize(h_.stream), "upload");
         std::memcpy(staging_.get(), mw.rope_freq_factors.data(), bytes);
-        ck(cudaMemcpyAsync(dst, staging_.get(), bytes, cudaMemcpyHostToDevice, stream_), "upload");
+        ck(cudaMemcpyAsync(dst, staging_.get(), bytes, cudaMemcpyHostToDevice, h_.stream), "upload");
         rope_factors_ = (const float*)dst;
     }
-    ck(cudaStreamSynchronize(stream_), "upload");
+    ck(cudaStreamSynchronize(h_.stream), "upload");
     if (opts_.release_host_weights) {
         // The mapping is file-backed and read-only: dropping its pages loses
         // nothing (a CPU engine on the same model faults them back in).
@@ -373,16 +390,16 @@ void CudaExecutor::matmul(const cudak::WeightView& w, const float* x, int32_t n,
     if (n <= kGemvMaxTokens || w.type == cudak::kF32 || !gemm_) {
         for (int32_t t0 = 0; t0 < n; t0 += kGemvMaxTokens)
             cudak::gemv(w, x + t0 * x_stride, x_stride, std::min(kGemvMaxTokens, n - t0), y + (int64_t)t0 * w.n_out,
-                        w.n_out, accumulate, stream_);
+                        w.n_out, accumulate, h_.stream);
         return;
     }
     const cudak::HalfType ht = w.type == cudak::kBF16 ? cudak::HalfType::BF16 : cudak::HalfType::F16;
-    cudak::to_half(x, n, (int)w.n_in, x_stride, act16_, ht, stream_);
+    cudak::to_half(x, n, (int)w.n_in, x_stride, act16_, ht, h_.stream);
     for (int64_t r0 = 0; r0 < w.n_out; r0 += layout_.tile_rows) {
         const int64_t rows = std::min(layout_.tile_rows, w.n_out - r0);
-        cudak::dequantize_rows(w, r0, rows, tile_, ht, stream_);
+        cudak::dequantize_rows(w, r0, rows, tile_, ht, h_.stream);
         gemm_->run(ht, rows, n, w.n_in, tile_, act16_, y + r0, w.n_out, accumulate, lt_ws_, kGemmWorkspaceBytes,
-                   stream_);
+                   h_.stream);
     }
 }
 
@@ -391,24 +408,24 @@ void CudaExecutor::attention_layer(int32_t n, int32_t il) {
     const LayerConfig& lc = c.layers[(size_t)il];
     const DevLayer& l = layers_[(size_t)il];
     const int32_t hd = c.head_dim, q_dim = lc.n_head * hd, kv_dim = lc.n_head_kv * hd;
-    cudak::rmsnorm(x_, l.attn_norm, n, c.n_embd, c.rms_eps, nullptr, xb_, stream_);
+    cudak::rmsnorm(x_, l.attn_norm, n, c.n_embd, c.rms_eps, nullptr, xb_, h_.stream);
     matmul(l.wq, xb_, n, c.n_embd, q_, false);
     matmul(l.wk, xb_, n, c.n_embd, k_, false);
     matmul(l.wv, xb_, n, c.n_embd, v_, false);
     if (l.bias_q) {
-        cudak::add_bias(q_, l.bias_q, n, q_dim, stream_);
-        cudak::add_bias(k_, l.bias_k, n, kv_dim, stream_);
-        cudak::add_bias(v_, l.bias_v, n, kv_dim, stream_);
+        cudak::add_bias(q_, l.bias_q, n, q_dim, h_.stream);
+        cudak::add_bias(k_, l.bias_k, n, kv_dim, h_.stream);
+        cudak::add_bias(v_, l.bias_v, n, kv_dim, h_.stream);
     }
     const bool neox = c.rope_order == RopeOrder::Neox;
     cudak::rope(q_, n, q_dim, lc.n_head, hd, c.n_rot, pos_d_, c.rope_theta, c.rope_freq_scale, rope_factors_, neox,
-                stream_);
+                h_.stream);
     cudak::rope(k_, n, kv_dim, lc.n_head_kv, hd, c.n_rot, pos_d_, c.rope_theta, c.rope_freq_scale, rope_factors_, neox,
-                stream_);
+                h_.stream);
     const cudak::KvLayerView kv = kv_view(il);
-    cudak::kv_store(k_, v_, n, pos_d_, seq_d_, kv, stream_);
+    cudak::kv_store(k_, v_, n, pos_d_, seq_d_, kv, h_.stream);
     cudak::paged_attention(q_, n, lc.n_head, lc.n_head_kv, hd, pos_d_, seq_d_, kv, 1.0f / std::sqrt((float)hd), att_,
-                           stream_);
+                           h_.stream);
     matmul(l.wo, att_, n, q_dim, x_, true);  // x += att Wo
 }
 
@@ -416,10 +433,10 @@ void CudaExecutor::ffn_layer(int32_t n, int32_t il) {
     const ModelConfig& c = model_->config();
     const LayerConfig& lc = c.layers[(size_t)il];
     const DevLayer& l = layers_[(size_t)il];
-    cudak::rmsnorm(x_, l.ffn_norm, n, c.n_embd, c.rms_eps, nullptr, xb_, stream_);
+    cudak::rmsnorm(x_, l.ffn_norm, n, c.n_embd, c.rms_eps, nullptr, xb_, h_.stream);
     matmul(l.w_gate, xb_, n, c.n_embd, g_, false);
     matmul(l.w_up, xb_, n, c.n_embd, u_, false);
-    cudak::silu_mul(g_, u_, (int64_t)n * lc.n_ff, stream_);
+    cudak::silu_mul(g_, u_, (int64_t)n * lc.n_ff, h_.stream);
     matmul(l.w_down, g_, n, lc.n_ff, x_, true);  // x += ffn
 }
 
@@ -464,26 +481,26 @@ void CudaExecutor::forward(const Batch& batch) {
     const size_t count = (size_t)(3 * n + m) + batch.tables.size() * (size_t)max_blocks;
 
     ck(cudaSetDevice(opts_.device), "set device");  // the engine thread is not the creating one
-    ck(cudaMemcpyAsync(meta_, meta_host_, count * 4, cudaMemcpyHostToDevice, stream_), "input upload");
+    ck(cudaMemcpyAsync(meta_, meta_host_, count * 4, cudaMemcpyHostToDevice, h_.stream), "input upload");
     tokens_d_ = meta_;
     pos_d_ = meta_ + n;
     seq_d_ = meta_ + 2 * n;
     rows_d_ = meta_ + 3 * n;
     tables_d_ = meta_ + 3 * n + m;
 
-    cudak::gather_rows_f32(embd_, tokens_d_, n, x_, stream_);
+    cudak::gather_rows_f32(embd_, tokens_d_, n, x_, h_.stream);
     for (int32_t l = 0; l < c.n_layer; l++) {
         if (c.layers[(size_t)l].n_head > 0) attention_layer(n, l);
         if (c.layers[(size_t)l].n_ff > 0) ffn_layer(n, l);
     }
     if (m > 0) {
-        cudak::rmsnorm(x_, output_norm_, m, c.n_embd, c.rms_eps, rows_d_, xb_, stream_);
+        cudak::rmsnorm(x_, output_norm_, m, c.n_embd, c.rms_eps, rows_d_, xb_, h_.stream);
         matmul(output_, xb_, m, c.n_embd, logits_, false);
-        cudak::argmax_rows(logits_, m, c.n_vocab, ids_, stream_);
-        ck(cudaMemcpyAsync(ids_host_, ids_, (size_t)m * 4, cudaMemcpyDeviceToHost, stream_), "ids download");
+        cudak::argmax_rows(logits_, m, c.n_vocab, ids_, h_.stream);
+        ck(cudaMemcpyAsync(ids_host_, ids_, (size_t)m * 4, cudaMemcpyDeviceToHost, h_.stream), "ids download");
     }
-    ck(cudaEventRecord(done_, stream_), "event");
-    ck(cudaEventSynchronize(done_), "step");  // also: the staging buffer is free again
+    ck(cudaEventRecord(h_.done, h_.stream), "event");
+    ck(cudaEventSynchronize(h_.done), "step");  // also: the staging buffer is free again
     n_logits_ = m;
 }
 
@@ -492,13 +509,39 @@ float* CudaExecutor::logits(int32_t row) {
     if (row < 0 || row >= n_logits_) fail(MW_ERR_INTERNAL, "logits row out of range");
     if (!logits_on_host_) {
         ck(cudaSetDevice(opts_.device), "set device");
-        ck(cudaMemcpyAsync(logits_host_, logits_, (size_t)n_logits_ * c.n_vocab * 4, cudaMemcpyDeviceToHost, stream_),
+        ck(cudaMemcpyAsync(logits_host_, logits_, (size_t)n_logits_ * c.n_vocab * 4, cudaMemcpyDeviceToHost, h_.stream),
            "logits download");
-        ck(cudaEventRecord(done_, stream_), "event");
-        ck(cudaEventSynchronize(done_), "logits download");
+        ck(cudaEventRecord(h_.done, h_.stream), "event");
+        ck(cudaEventSynchronize(h_.done), "logits download");
         logits_on_host_ = true;
     }
     return logits_host_ + (size_t)row * c.n_vocab;
+}
+
+void CudaExecutor::copy_and_wait(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    ck(cudaSetDevice(opts_.device), "set device");
+    ck(cudaMemcpyAsync(dst, src, bytes, kind, h_.stream), "KV block copy");
+    ck(cudaEventRecord(h_.done, h_.stream), "event");
+    ck(cudaEventSynchronize(h_.done), "KV block copy");
+}
+
+void CudaExecutor::copy_kv_block(int32_t src, int32_t dst) {
+    check_block(src);
+    check_block(dst);
+    const size_t bb = kv_.block_bytes();
+    copy_and_wait(kv_buf_.get() + (size_t)dst * bb, kv_buf_.get() + (size_t)src * bb, bb, cudaMemcpyDeviceToDevice);
+}
+
+void CudaExecutor::read_kv_block(int32_t block, void* out) {
+    check_block(block);
+    const size_t bb = kv_.block_bytes();
+    copy_and_wait(out, kv_buf_.get() + (size_t)block * bb, bb, cudaMemcpyDeviceToHost);
+}
+
+void CudaExecutor::write_kv_block(int32_t block, const void* in) {
+    check_block(block);
+    const size_t bb = kv_.block_bytes();
+    copy_and_wait(kv_buf_.get() + (size_t)block * bb, in, bb, cudaMemcpyHostToDevice);
 }
 
 DeviceMemory CudaExecutor::device_memory() const {
