@@ -196,6 +196,13 @@ for model in "$SMOL" "$TINY"; do
         note "| $name | $n | $mw_pp | $ll_pp | $mw_tg | $ll_tg | $mw_mem | $ll_mem |"
     done
 done
+# CUDA graphs for decode steps: batch 1 again with them off.
+note ""
+for model in "$SMOL" "$TINY"; do
+    name="$(basename "$model" .gguf)"
+    MEMWISE_CUDA_GRAPHS=0 "$B/bench/gpu_bench" "$model" cuda 1 512 128 >"$OUT/mw-$name-1-nographs.out" 2>&1
+    note "- $name batch 1 decode t/s: $(json "$OUT/mw-$name-1.out" decode_tokens_per_s) with CUDA graphs, $(json "$OUT/mw-$name-1-nographs.out" decode_tokens_per_s) without"
+done
 note ""
 note "Raw output: $OUT/*.out (memwise gpu_bench JSON: device memory by component; llama.cpp JSON lines)."
 note "Decode t/s at batch 64 is the aggregate over the 64 sequences for both engines."

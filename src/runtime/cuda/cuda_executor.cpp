@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -129,6 +130,13 @@ private:
     void upload_weights();
     cudak::WeightView device_weight(const Weight& w);
     void matmul(const cudak::WeightView& w, const float* x, int32_t n, int64_t x_stride, float* y, bool accumulate);
+    // Queues the whole forward pass of a staged step on the stream.
+    void compute(int32_t n, int32_t m);
+    // compute() through a CUDA graph captured once per (n, m): decode steps of
+    // up to kGemvMaxTokens tokens are hundreds of small kernels, and one graph
+    // launch replaces their launch costs. Falls back to compute() for good if
+    // capture fails.
+    void compute_graph(int32_t n, int32_t m);
     void attention_layer(int32_t n, int32_t il);
     void ffn_layer(int32_t n, int32_t il);
     cudak::KvLayerView kv_view(int32_t il) const;
@@ -181,6 +189,8 @@ private:
     const int32_t *tokens_d_ = nullptr, *pos_d_ = nullptr, *seq_d_ = nullptr, *rows_d_ = nullptr, *tables_d_ = nullptr;
     int32_t n_logits_ = 0;
     bool logits_on_host_ = false;
+    bool graphs_enabled_ = true;  // MEMWISE_CUDA_GRAPHS=0 turns them off (for comparison)
+    std::unordered_map<int64_t, cudaGraphExec_t> graphs_;
 };
 
 CudaExecutor::CudaExecutor(std::shared_ptr<const Model> model, KvCache& kv, const ExecutorOptions& o)
@@ -287,6 +297,8 @@ CudaExecutor::CudaExecutor(std::shared_ptr<const Model> model, KvCache& kv, cons
     ids_host_ = (int32_t*)(staging_.get() + meta_bytes);
     logits_host_ = (float*)(staging_.get() + meta_bytes + ids_bytes);
 
+    const char* graphs = std::getenv("MEMWISE_CUDA_GRAPHS");
+    graphs_enabled_ = !(graphs && std::strcmp(graphs, "0") == 0);
     upload_weights();
 }
 
@@ -294,6 +306,7 @@ CudaExecutor::~CudaExecutor() {
     // Members release the rest (buffers, cuBLASLt, then the stream) on this device.
     cudaSetDevice(opts_.device);
     if (h_.stream) cudaStreamSynchronize(h_.stream);
+    for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
 }
 
 cudak::WeightView CudaExecutor::device_weight(const Weight& w) {
@@ -488,6 +501,18 @@ void CudaExecutor::forward(const Batch& batch) {
     rows_d_ = meta_ + 3 * n;
     tables_d_ = meta_ + 3 * n + m;
 
+    // Same (n, m): same buffers and kernel arguments; what differs from step to
+    // step (tokens, positions, tables) is read from device memory.
+    if (graphs_enabled_ && n <= kGemvMaxTokens) compute_graph(n, m);
+    else compute(n, m);
+    if (m > 0) ck(cudaMemcpyAsync(ids_host_, ids_, (size_t)m * 4, cudaMemcpyDeviceToHost, h_.stream), "ids download");
+    ck(cudaEventRecord(h_.done, h_.stream), "event");
+    ck(cudaEventSynchronize(h_.done), "step");  // also: the staging buffer is free again
+    n_logits_ = m;
+}
+
+void CudaExecutor::compute(int32_t n, int32_t m) {
+    const ModelConfig& c = model_->config();
     cudak::gather_rows_f32(embd_, tokens_d_, n, x_, h_.stream);
     for (int32_t l = 0; l < c.n_layer; l++) {
         if (c.layers[(size_t)l].n_head > 0) attention_layer(n, l);
@@ -497,11 +522,36 @@ void CudaExecutor::forward(const Batch& batch) {
         cudak::rmsnorm(x_, output_norm_, m, c.n_embd, c.rms_eps, rows_d_, xb_, h_.stream);
         matmul(output_, xb_, m, c.n_embd, logits_, false);
         cudak::argmax_rows(logits_, m, c.n_vocab, ids_, h_.stream);
-        ck(cudaMemcpyAsync(ids_host_, ids_, (size_t)m * 4, cudaMemcpyDeviceToHost, h_.stream), "ids download");
     }
-    ck(cudaEventRecord(h_.done, h_.stream), "event");
-    ck(cudaEventSynchronize(h_.done), "step");  // also: the staging buffer is free again
-    n_logits_ = m;
+}
+
+void CudaExecutor::compute_graph(int32_t n, int32_t m) {
+    const int64_t key = (int64_t)n << 32 | (int64_t)m;
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+        cudaGraph_t g = nullptr;
+        cudaGraphExec_t ge = nullptr;
+        ck(cudaStreamBeginCapture(h_.stream, cudaStreamCaptureModeThreadLocal), "graph capture");
+        bool captured = true;
+        try {
+            compute(n, m);
+        } catch (const Error&) {
+            captured = false;
+        }
+        const cudaError_t e_end = cudaStreamEndCapture(h_.stream, &g);
+        cudaError_t e_inst = cudaErrorUnknown;
+        if (captured && e_end == cudaSuccess && g) e_inst = cudaGraphInstantiate(&ge, g, 0);
+        if (g) cudaGraphDestroy(g);
+        if (!captured || e_end != cudaSuccess || e_inst != cudaSuccess) {
+            // Nothing ran while capturing: run the step directly, and from now on.
+            cudaGetLastError();
+            graphs_enabled_ = false;
+            compute(n, m);
+            return;
+        }
+        it = graphs_.emplace(key, ge).first;
+    }
+    ck(cudaGraphLaunch(it->second, h_.stream), "graph launch");
 }
 
 float* CudaExecutor::logits(int32_t row) {
