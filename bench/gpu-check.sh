@@ -96,7 +96,7 @@ run_test() {  # name, env..., then the ctest regex
         note "- $name: FAIL (test-$name.log)"
         FAILED=1
     fi
-    grep -E "SKIP|identical|differs|agree|device:|resident after|Skipped|top-1 agreement" "$OUT/test-$name.log" | sed 's/^[0-9]*: /    /' >>"$SUMMARY"
+    grep -E "SKIP|identical|differs|agree|device:|file-backed RSS|Skipped|top-1 agreement" "$OUT/test-$name.log" | sed 's/^[0-9]*: /    /' >>"$SUMMARY"
 }
 run_test kernels '^test_cuda_kernels$|^test_cuda_block_decode$'
 run_test backend '^test_backend_select$'

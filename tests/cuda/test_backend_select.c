@@ -135,9 +135,12 @@ static void test_cuda_engine_beside_cpu_engine(void** state) {
     eo.release_host_weights = 1;
     assert_int_equal(mw_engine_create(m, &eo, &gpu), MW_OK);
     assert_int_equal(mw_engine_memory(gpu, &rg), MW_OK);
-    printf("weights resident after release: %llu of %llu bytes\n", (unsigned long long)rg.weights_resident_bytes,
-           (unsigned long long)rg.weights_mapped_bytes);
-    assert_true(rg.weights_resident_bytes < rg.weights_mapped_bytes / 4);
+    /* rc was taken while every weight page was mapped in (both engines had
+     * read them); now they are dropped from this process (the page cache may
+     * keep them, so mincore's weights_resident_bytes need not fall). */
+    printf("file-backed RSS: %llu bytes with the weights mapped in, %llu after release_host_weights\n",
+           (unsigned long long)rc.process_file_bytes, (unsigned long long)rg.process_file_bytes);
+    assert_true(rg.process_file_bytes + rg.weights_mapped_bytes / 2 < rc.process_file_bytes);
     nb = generate(gpu, prompt, n_prompt, b, 24);
     for (i = 0; i < same; i++) assert_int_equal(a[i], b[i]);
     mw_engine_destroy(gpu);
