@@ -3,7 +3,8 @@
 // CUDA executor's blocks, and its forward pass against the CPU executor on the
 // same batches: stories260K (F32 weights, GEMV path) logits close, SmolLM2
 // (Q4_1, chunks of 64 through the cuBLASLt path) greedy tokens mostly equal,
-// and the device argmax equal to the argmax of the logits it returns.
+// single-token steps (CUDA graphs) as well, and the device argmax equal to the
+// argmax of the logits it returns.
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "runtime/backend.h"
@@ -90,13 +91,18 @@ int compare(const char* model_file, KvType kv_type, int chunk, int n_tokens, dou
     for (auto& x : tokens) x = (int32_t)(3 + rng() % (uint32_t)(V - 3));
     int same = 0;
     double worst = 0;
-    for (int i = 0; i < n_tokens; i += chunk) {
+    // Chunks first (the last one may be short), then single-token decode steps:
+    // those run through the CUDA graph, captured on the first and replayed.
+    const int n_decode = 6;
+    for (int i = 0, step = 0; i < n_tokens; i += step) {
+        step = i < n_tokens - n_decode ? std::min(chunk, n_tokens - n_decode - i) : 1;
         Batch b_cpu, b_gpu;
         b_cpu.tables.push_back(&t_cpu);
         b_gpu.tables.push_back(&t_gpu);
-        for (int j = i; j < std::min(n_tokens, i + chunk); j++) {
-            b_cpu.tokens.push_back(BatchToken{tokens[(size_t)j], j, 0, true, true});
-            b_gpu.tokens.push_back(BatchToken{tokens[(size_t)j], j, 0, true, true});
+        for (int j = i; j < i + step; j++) {
+            const bool prompt = step > 1;
+            b_cpu.tokens.push_back(BatchToken{tokens[(size_t)j], j, 0, true, prompt});
+            b_gpu.tokens.push_back(BatchToken{tokens[(size_t)j], j, 0, true, prompt});
         }
         cpu->forward(b_cpu);
         gpu->forward(b_gpu);

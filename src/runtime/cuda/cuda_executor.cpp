@@ -175,7 +175,7 @@ private:
     std::unique_ptr<cudak::LtGemm> gemm_;
 
     // device step buffers
-    float *x_ = nullptr, *xb_ = nullptr, *tmp_ = nullptr, *q_ = nullptr, *att_ = nullptr, *k_ = nullptr, *v_ = nullptr;
+    float *x_ = nullptr, *xb_ = nullptr, *q_ = nullptr, *att_ = nullptr, *k_ = nullptr, *v_ = nullptr;
     float *g_ = nullptr, *u_ = nullptr, *logits_ = nullptr;
     int32_t *ids_ = nullptr, *meta_ = nullptr;
     void *act16_ = nullptr, *tile_ = nullptr, *lt_ws_ = nullptr;
@@ -269,7 +269,6 @@ CudaExecutor::CudaExecutor(std::shared_ptr<const Model> model, KvCache& kv, cons
     Carver a(act_buf_.get(), act_buf_.bytes());
     x_ = a.take<float>(B * c.n_embd);
     xb_ = a.take<float>(B * c.n_embd);
-    tmp_ = a.take<float>(B * c.n_embd);
     q_ = a.take<float>(B * q_dim);
     att_ = a.take<float>(B * q_dim);
     k_ = a.take<float>(B * kvd);

@@ -22,7 +22,7 @@ struct StepLayout {
     int64_t max_in = 0;      // widest matmul input (n_embd, n_ff or q_dim)
     int64_t tile_rows = 0;   // weight rows dequantized per GEMM tile
     int32_t max_blocks = 0;  // KV blocks of one sequence
-    size_t activations = 0;  // x, xb, tmp, q, att, k, v, g, u, logits, ids, step metadata
+    size_t activations = 0;  // x, xb, q, att, k, v, g, u, logits, ids, step metadata
     size_t workspace = 0;    // F16 activations + weight tile + cuBLASLt workspace
 };
 
@@ -34,7 +34,7 @@ inline StepLayout step_layout(const ModelConfig& c, int32_t max_batch, int32_t m
     s.max_in = std::max<int64_t>({(int64_t)c.n_embd, (int64_t)ff, (int64_t)q_dim});
     s.max_blocks = (n_ctx + block_tokens - 1) / block_tokens;
     size_t a = 0;
-    for (size_t floats : {B * c.n_embd, B * c.n_embd, B * c.n_embd, B * q_dim, B * q_dim, B * kv, B * kv, B * ff, B * ff,
+    for (size_t floats : {B * c.n_embd, B * c.n_embd, B * q_dim, B * q_dim, B * kv, B * kv, B * ff, B * ff,
                           R * (size_t)c.n_vocab})
         a += align_up(floats * 4);
     a += align_up(R * 4);                                     // greedy ids
