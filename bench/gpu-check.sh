@@ -156,7 +156,7 @@ note "## Tests"
 run_test() {
     local name="$1" prog="$2" rc
     shift 2
-    env "$@" "$(bin "$prog")" >"$OUT/test-$name.log" 2>&1
+    env "$@" timeout 300 "$(bin "$prog")" >"$OUT/test-$name.log" 2>&1
     rc=$?
     if ((rc == 0)); then
         note "- $name: PASS"
@@ -179,7 +179,7 @@ run_test teacher-kl-cuda test_teacher_forced MEMWISE_TEST_BACKEND=cuda
 # ---- 4. benchmarks --------------------------------------------------------------------
 note ""
 note "## Benchmarks (prompt 512, generate 128; one run each, memwise first for batch 1, llama.cpp first for 64)"
-MODELS_DIR="$OUT/models"
+MODELS_DIR="${TMPDIR:-/tmp}/memwise-gpu-models"  # not under OUT: they are large
 mkdir -p "$MODELS_DIR"
 SMOL=""
 for d in "${MEMWISE_TEST_MODELS:-}" "$ROOT/../shared/models" "$HOME/.cache/memwise/models"; do
@@ -240,13 +240,13 @@ note "|---|---|---|---|---|---|---|---|"
 for model in "$SMOL" "$TINY"; do
     name="$(basename "$model" .gguf)"
     for n in 1 64; do
-        mw_run() { peak_mem "mw-$name-$n" "$(bin gpu_bench)" "$model" cuda "$n" 512 128; }
+        mw_run() { peak_mem "mw-$name-$n" timeout 300 "$(bin gpu_bench)" "$model" cuda "$n" 512 128; }
         ll_run() {
             if [[ -z "$LB" ]]; then echo 0; return; fi
             if ((n == 1)); then
-                peak_mem "ll-$name-$n" "$LB/llama-bench" -m "$model" -ngl 99 -p 512 -n 128 -r 2 -o jsonl
+                peak_mem "ll-$name-$n" timeout 300 "$LB/llama-bench" -m "$model" -ngl 99 -p 512 -n 128 -r 2 -o jsonl
             else
-                peak_mem "ll-$name-$n" "$LB/llama-batched-bench" -m "$model" -ngl 99 -c $((n * 640)) -b 2048 -ub 512 \
+                peak_mem "ll-$name-$n" timeout 300 "$LB/llama-batched-bench" -m "$model" -ngl 99 -c $((n * 640)) -b 2048 -ub 512 \
                     -npp 512 -ntg 128 -npl "$n" --output-format jsonl
             fi
         }
@@ -272,7 +272,7 @@ done
 note ""
 for model in "$SMOL" "$TINY"; do
     name="$(basename "$model" .gguf)"
-    MEMWISE_CUDA_GRAPHS=0 "$(bin gpu_bench)" "$model" cuda 1 512 128 >"$OUT/mw-$name-1-nographs.out" 2>&1
+    MEMWISE_CUDA_GRAPHS=0 timeout 300 "$(bin gpu_bench)" "$model" cuda 1 512 128 >"$OUT/mw-$name-1-nographs.out" 2>&1
     note "- $name batch 1 decode t/s: $(json "$OUT/mw-$name-1.out" decode_tokens_per_s) with CUDA graphs, $(json "$OUT/mw-$name-1-nographs.out" decode_tokens_per_s) without"
 done
 note ""
