@@ -4,8 +4,8 @@
 #   2. Release build in build/ and its CTest suite
 #   3. AddressSanitizer + UBSan build in build-asan/ (RelWithDebInfo: Debug is
 #      too slow for the real-model tests) and its CTest suite
-#   4. CUDA backend (no GPU needed): configure build-cuda/ with the toolkit
-#      wheels setup.sh installs, compile and link it for sm_80 and sm_90, run
+#   4. CUDA backend (no GPU needed): setup.sh --cuda (toolkit wheels), then
+#      configure build-cuda/ with them, compile and link it for sm_80 and sm_90, run
 #      the CUDA-side tests (GPU ones report SKIP without a device)
 #   5. install build/ to a temporary prefix and run tests/packaging/run.sh
 #      (pkg-config and find_package consumers, SONAME, exported symbols), then
@@ -109,9 +109,7 @@ install_release() {
         cmake --install build --prefix "$PREFIX"
 }
 
-SETUP_ARGS=()
-[[ "${MEMWISE_SKIP_CUDA:-0}" == 1 ]] || SETUP_ARGS+=(--cuda)
-if ! step setup bash scripts/setup.sh "${SETUP_ARGS[@]}"; then
+if ! step setup bash scripts/setup.sh; then
     summary   # without packages nothing else can work
 fi
 
@@ -133,8 +131,12 @@ else
     skip packaging "release build failed"
 fi
 
+# The toolkit wheels are their own step: a failed download fails the CUDA
+# steps only.
 if [[ "${MEMWISE_SKIP_CUDA:-0}" == 1 ]]; then
     RESULTS+=("cuda=skipped(MEMWISE_SKIP_CUDA=1)")
+elif ! step cuda-setup env MEMWISE_SKIP_PACKAGES=1 MEMWISE_SKIP_MODEL=1 bash scripts/setup.sh --cuda; then
+    skip cuda-build "CUDA toolkit setup failed"
 elif step cuda-build build_cuda; then
     step cuda-tests run_ctest_cuda
 else
