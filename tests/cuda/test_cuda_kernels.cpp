@@ -1,7 +1,7 @@
 // Every CUDA kernel against a CPU reference on random inputs of odd sizes:
 // dequantizing GEMV (every weight type, 1 and 5 tokens), dequantized tiles +
 // cuBLASLt GEMM, RMSNorm, RoPE (normal and NeoX), SwiGLU, KV store + paged
-// attention (F16 and F32 KV, grouped heads, scattered blocks), greedy argmax.
+// attention (F16, F32 and Q8_0 KV, grouped heads, scattered blocks), greedy argmax.
 // Exits 77 (CTest: skipped) with "SKIP: ..." when no CUDA driver or device.
 #include "base/half.h"
 #include "kernels/cuda/block_decode.h"
@@ -200,11 +200,14 @@ void test_rmsnorm_rope_silu(void** state) {
 
 void test_paged_attention(void** state) {
     (void)state;
-    for (bool f16 : {true, false}) {
+    using mw::cudak::KvElem;
+    for (KvElem elem : {KvElem::F16, KvElem::F32, KvElem::Q8_0}) {
         for (int hd : {64, 80, 128}) {
+            if (elem == KvElem::Q8_0 && hd % 32 != 0) continue;  // heads must start on a Q8_0 block
             const int n_head = 6, n_kv = 2, kv_dim = n_kv * hd, B = 16, n_blocks = 12, max_blocks = 5;
-            const uint64_t block_bytes = 2ull * B * kv_dim * (f16 ? 2 : 4) * 2;  // two layers
-            const uint64_t layer_off = 2ull * B * kv_dim * (f16 ? 2 : 4);        // test layer 1
+            const uint64_t rb = mw::cudak::kv_row_bytes(elem, kv_dim);
+            const uint64_t block_bytes = 2ull * B * rb * 2;  // two layers
+            const uint64_t layer_off = 2ull * B * rb;        // test layer 1
             // Two sequences with scattered blocks; tokens: seq 0 at pos 70 (decode), seq 1 at 0..2 (prefill).
             const std::vector<int32_t> tables = {7, 2, 11, 0, 5, 3, 9, 0, 0, 0};
             const std::vector<int32_t> pos = {70, 0, 1, 2}, seq = {0, 1, 1, 1};
@@ -217,24 +220,29 @@ void test_paged_attention(void** state) {
             kv.layer_offset = layer_off;
             kv.block_tokens = B;
             kv.kv_dim = kv_dim;
-            kv.f16 = f16;
+            kv.elem = elem;
             kv.tables = td.p;
             kv.max_blocks = max_blocks;
-            // History of sequence 0 (positions 0..69) and all new tokens stored through kv_store.
+            // The values the cache holds after the store: rounded to F16, or Q8_0 round trip.
+            auto stored = [&](const float* row, float* out) {
+                if (elem == KvElem::F32) {
+                    std::memcpy(out, row, (size_t)kv_dim * 4);
+                } else if (elem == KvElem::F16) {
+                    for (int i = 0; i < kv_dim; i++) out[i] = mw::f16_to_f32(mw::f32_to_f16(row[i]));
+                } else {
+                    std::vector<uint8_t> q(rb);
+                    mw::quant::quantize_row(TensorType::Q8_0, row, q.data(), (size_t)kv_dim);
+                    mw::quant::dequantize_row(TensorType::Q8_0, q.data(), out, (size_t)kv_dim);
+                }
+            };
             std::vector<std::vector<float>> K(2, std::vector<float>(71 * (size_t)kv_dim)), V = K;
             auto store = [&](const std::vector<int32_t>& p, const std::vector<int32_t>& s) {
                 const size_t n = p.size();
                 const std::vector<float> k = randn(n * kv_dim), v = randn(n * kv_dim);
-                for (size_t t = 0; t < n; t++)
-                    for (int i = 0; i < kv_dim; i++) {
-                        float kk = k[t * kv_dim + i], vv = v[t * kv_dim + i];
-                        if (f16) {
-                            kk = mw::f16_to_f32(mw::f32_to_f16(kk));
-                            vv = mw::f16_to_f32(mw::f32_to_f16(vv));
-                        }
-                        K[(size_t)s[t]][(size_t)p[t] * kv_dim + i] = kk;
-                        V[(size_t)s[t]][(size_t)p[t] * kv_dim + i] = vv;
-                    }
+                for (size_t t = 0; t < n; t++) {
+                    stored(&k[t * kv_dim], &K[(size_t)s[t]][(size_t)p[t] * kv_dim]);
+                    stored(&v[t * kv_dim], &V[(size_t)s[t]][(size_t)p[t] * kv_dim]);
+                }
                 Dev<float> kd(k), vd(v);
                 Dev<int32_t> pp(p), ss(s);
                 mw::cudak::kv_store(kd.p, vd.p, (int)n, pp.p, ss.p, kv, nullptr);
@@ -247,6 +255,14 @@ void test_paged_attention(void** state) {
             }
             store(hp, hs);
             store(pos, seq);
+            if (elem == KvElem::Q8_0) {
+                // The device's Q8_0 rows are byte for byte the reference quantizer's.
+                const std::vector<uint8_t> bytes = kvd.get();
+                std::vector<float> back((size_t)kv_dim);
+                mw::quant::dequantize_row(TensorType::Q8_0, &bytes[(size_t)(7 * block_bytes + layer_off)], back.data(),
+                                          (size_t)kv_dim);
+                for (int i = 0; i < kv_dim; i++) assert_true(back[(size_t)i] == K[0][(size_t)i]);  // seq 0, pos 0
+            }
             const std::vector<float> q = randn((size_t)n_tok * n_head * hd);
             Dev<float> qd(q), od((size_t)n_tok * n_head * hd);
             const float scale = 1.0f / std::sqrt((float)hd);
@@ -273,7 +289,7 @@ void test_paged_attention(void** state) {
                         want[(size_t)((t * n_head + h) * hd + i)] = (float)(o / sum);
                     }
                 }
-            expect_close(od.get(), want, 1e-4, f16 ? "attention f16" : "attention f32");
+            expect_close(od.get(), want, 1e-4, elem == KvElem::F16 ? "attention f16" : elem == KvElem::F32 ? "attention f32" : "attention q8_0");
         }
     }
 }

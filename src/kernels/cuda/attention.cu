@@ -3,6 +3,7 @@
 // softmax (running max, sum and weighted V) over its share; the four are merged
 // at the end. Positions are found through the sequence's block table exactly
 // as on the CPU (block = table[pos / block_tokens], slot = pos % block_tokens).
+#include "kernels/cuda/block_decode.h"
 #include "kernels/cuda/kernels.h"
 
 #include "base/error.h"
@@ -18,14 +19,19 @@ namespace {
 
 constexpr int kWarps = 4;
 
-template <typename KvT>
+// Element d of a K/V row (row points at the head's first element).
+template <KvElem E>
 __device__ __forceinline__ float kv_load(const uint8_t* row, int d) {
-    if constexpr (sizeof(KvT) == 2) return __half2float(((const __half*)row)[d]);
-    else return ((const float*)row)[d];
+    if constexpr (E == KvElem::F16) return __half2float(((const __half*)row)[d]);
+    else if constexpr (E == KvElem::F32) return ((const float*)row)[d];
+    else {
+        const uint8_t* b = row + (d >> 5) * 34;
+        return half_to_float(load_u16(b)) * (float)(int8_t)b[2 + (d & 31)];
+    }
 }
 
 // DPL: head dims per lane (head_dim <= 32 * DPL).
-template <typename KvT, int DPL>
+template <KvElem E, int DPL>
 __global__ void paged_attention_kernel(const float* __restrict__ q, int n_head, int group, int head_dim,
                                        const int32_t* __restrict__ pos, const int32_t* __restrict__ seq,
                                        KvLayerView kv, float scale, float* __restrict__ out) {
@@ -44,19 +50,19 @@ __global__ void paged_attention_kernel(const float* __restrict__ q, int n_head, 
     }
     const int n_pos = pos[t] + 1;
     const int32_t* table = kv.tables + (int64_t)seq[t] * kv.max_blocks;
-    const uint64_t eb = sizeof(KvT);
-    const uint64_t head_off = (uint64_t)(h / group) * head_dim * eb;
+    const uint64_t rb = kv_row_bytes(E, kv.kv_dim);
+    const uint64_t head_off = kv_row_bytes(E, (h / group) * head_dim);
     float m = -INFINITY, l = 0.0f;
     for (int p = warp; p < n_pos; p += kWarps) {
         const uint8_t* layer = kv.base + (uint64_t)table[p / kv.block_tokens] * kv.block_bytes + kv.layer_offset;
         const int slot = p % kv.block_tokens;
-        const uint8_t* krow = layer + (uint64_t)slot * kv.kv_dim * eb + head_off;
-        const uint8_t* vrow = layer + ((uint64_t)kv.block_tokens + slot) * kv.kv_dim * eb + head_off;
+        const uint8_t* krow = layer + (uint64_t)slot * rb + head_off;
+        const uint8_t* vrow = layer + ((uint64_t)kv.block_tokens + slot) * rb + head_off;
         float dot = 0.0f;
 #pragma unroll
         for (int i = 0; i < DPL; i++) {
             const int d = lane + 32 * i;
-            if (d < head_dim) dot = fmaf(qv[i], kv_load<KvT>(krow, d), dot);
+            if (d < head_dim) dot = fmaf(qv[i], kv_load<E>(krow, d), dot);
         }
         for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
         const float s = dot * scale;
@@ -67,7 +73,7 @@ __global__ void paged_attention_kernel(const float* __restrict__ q, int n_head, 
 #pragma unroll
         for (int i = 0; i < DPL; i++) {
             const int d = lane + 32 * i;
-            acc[i] = acc[i] * corr + (d < head_dim ? w * kv_load<KvT>(vrow, d) : 0.0f);
+            acc[i] = acc[i] * corr + (d < head_dim ? w * kv_load<E>(vrow, d) : 0.0f);
         }
         m = m_new;
     }
@@ -94,19 +100,19 @@ __global__ void paged_attention_kernel(const float* __restrict__ q, int n_head, 
     }
 }
 
-template <typename KvT>
+template <KvElem E>
 void launch(const float* q, int n_tok, int n_head, int group, int head_dim, const int32_t* pos, const int32_t* seq,
             const KvLayerView& kv, float scale, float* out, cudaStream_t s) {
     const dim3 grid((unsigned)n_head, (unsigned)n_tok);
     const int threads = 32 * kWarps;
     if (head_dim <= 64)
-        paged_attention_kernel<KvT, 2><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
+        paged_attention_kernel<E, 2><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
     else if (head_dim <= 128)
-        paged_attention_kernel<KvT, 4><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
+        paged_attention_kernel<E, 4><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
     else if (head_dim <= 256)
-        paged_attention_kernel<KvT, 8><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
+        paged_attention_kernel<E, 8><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
     else
-        paged_attention_kernel<KvT, 16><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
+        paged_attention_kernel<E, 16><<<grid, threads, 0, s>>>(q, n_head, group, head_dim, pos, seq, kv, scale, out);
 }
 
 }  // namespace
@@ -117,8 +123,15 @@ void paged_attention(const float* q, int n_tok, int n_head, int n_head_kv, int h
     if (head_dim > 512) fail(MW_ERR_UNSUPPORTED, "CUDA attention: head_dim " + std::to_string(head_dim) + " above 512");
     if (n_head_kv <= 0 || n_head % n_head_kv != 0) fail(MW_ERR_INTERNAL, "CUDA attention: bad head counts");
     if (n_tok > 65535) fail(MW_ERR_INTERNAL, "CUDA attention: more than 65535 tokens in one step");
-    if (kv.f16) launch<__half>(q, n_tok, n_head, n_head / n_head_kv, head_dim, pos, seq, kv, scale, out, s);
-    else launch<float>(q, n_tok, n_head, n_head / n_head_kv, head_dim, pos, seq, kv, scale, out, s);
+    const int group = n_head / n_head_kv;
+    switch (kv.elem) {
+    case KvElem::F16: launch<KvElem::F16>(q, n_tok, n_head, group, head_dim, pos, seq, kv, scale, out, s); break;
+    case KvElem::F32: launch<KvElem::F32>(q, n_tok, n_head, group, head_dim, pos, seq, kv, scale, out, s); break;
+    case KvElem::Q8_0:
+        if (head_dim % 32 != 0) fail(MW_ERR_UNSUPPORTED, "a Q8_0 KV cache needs head_dim a multiple of 32");
+        launch<KvElem::Q8_0>(q, n_tok, n_head, group, head_dim, pos, seq, kv, scale, out, s);
+        break;
+    }
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) fail(MW_ERR_INTERNAL, std::string("attention kernel: ") + cudaGetErrorString(e));
 }

@@ -65,6 +65,7 @@ __global__ void gemv_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, i
     } else {
         // Quarter chunks (8 elements): neighbouring lanes read neighbouring bytes of a block.
         const int64_t units = n_in / 8;
+#pragma unroll 2
         for (int64_t u = lane; u < units; u += 32) {
             float wv[8];
             decode8(T, row, u >> 2, (int)(u & 3), wv);

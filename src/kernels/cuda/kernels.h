@@ -3,6 +3,8 @@
 // GGUF rows as in the file (block_decode.h decodes them on the device).
 #pragma once
 
+#include "kernels/cuda/block_decode.h"
+
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -48,18 +50,29 @@ void silu_mul(float* g, const float* u, int64_t n, cudaStream_t s);
 // x[t * n + i] += b[i], t < rows.
 void add_bias(float* x, const float* b, int rows, int n, cudaStream_t s);
 
+// Element type of a KV row: F16, F32, or Q8_0 (kv_dim / 32 blocks of 34
+// bytes, an F16 scale then 32 int8, as the Q8_0 weight block; head_dim must
+// then be a multiple of 32 so every head starts on a block).
+enum class KvElem { F16, F32, Q8_0 };
+
+// Bytes of one K or V row of kv_dim elements.
+MW_HD uint64_t kv_row_bytes(KvElem e, int kv_dim) {
+    return e == KvElem::F16 ? 2ull * kv_dim : e == KvElem::F32 ? 4ull * kv_dim : (uint64_t)(kv_dim / 32) * 34;
+}
+
 // Where the KV bytes of one layer are: the engine's block layout (kv_cache.h),
-// blocks of block_bytes, K[block_tokens][kv_dim] then V at layer_offset.
+// blocks of block_bytes, K[block_tokens] rows then V rows at layer_offset.
 struct KvLayerView {
     uint8_t* base = nullptr;
     uint64_t block_bytes = 0, layer_offset = 0;
     int block_tokens = 0, kv_dim = 0;
-    bool f16 = true;  // else F32
+    KvElem elem = KvElem::F16;
     const int32_t* tables = nullptr;  // [n_seqs][max_blocks] block ids
     int max_blocks = 0;
 };
 // Writes the K and V rows (kv_dim floats each, rows of token t) into slot pos[t]
-// of sequence seq[t].
+// of sequence seq[t], converted to the view's element type (Q8_0 as
+// block_decode.h's quantize_q8_0_block, ggml's reference rounding).
 void kv_store(const float* k, const float* v, int n_tok, const int32_t* pos, const int32_t* seq,
               const KvLayerView& kv, cudaStream_t s);
 // out[t][h] = softmax(q[t][h] . K[0..pos[t]] * scale) V, per token and head,

@@ -1,5 +1,6 @@
 // Element-wise and row kernels of the forward pass: RMSNorm, RoPE, SwiGLU,
 // bias, F16/BF16 conversion of GEMM inputs, the KV store and greedy argmax.
+#include "kernels/cuda/block_decode.h"
 #include "kernels/cuda/kernels.h"
 
 #include "base/error.h"
@@ -96,14 +97,21 @@ __global__ void kv_store_kernel(const float* __restrict__ k, const float* __rest
     const int p = pos[t];
     const int32_t block = kv.tables[(int64_t)seq[t] * kv.max_blocks + p / kv.block_tokens];
     const int slot = p % kv.block_tokens;
-    const int eb = kv.f16 ? 2 : 4;
+    const uint64_t rb = kv_row_bytes(kv.elem, kv.kv_dim);
     uint8_t* layer = kv.base + (uint64_t)block * kv.block_bytes + kv.layer_offset;
-    uint8_t* kd = layer + (uint64_t)slot * kv.kv_dim * eb;
-    uint8_t* vd = layer + ((uint64_t)kv.block_tokens + slot) * kv.kv_dim * eb;
+    uint8_t* kd = layer + (uint64_t)slot * rb;
+    uint8_t* vd = layer + ((uint64_t)kv.block_tokens + slot) * rb;
     const float* kr = k + (int64_t)t * kv.kv_dim;
     const float* vr = v + (int64_t)t * kv.kv_dim;
+    if (kv.elem == KvElem::Q8_0) {
+        for (int j = threadIdx.x; j < kv.kv_dim / 32; j += blockDim.x) {
+            quantize_q8_0_block(kr + 32 * j, kd + 34 * j);
+            quantize_q8_0_block(vr + 32 * j, vd + 34 * j);
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < kv.kv_dim; i += blockDim.x) {
-        if (kv.f16) {
+        if (kv.elem == KvElem::F16) {
             ((__half*)kd)[i] = __float2half_rn(kr[i]);
             ((__half*)vd)[i] = __float2half_rn(vr[i]);
         } else {

@@ -389,7 +389,7 @@ cudak::KvLayerView CudaExecutor::kv_view(int32_t il) const {
     v.layer_offset = layer_offset_[(size_t)il];
     v.block_tokens = kv_.block_tokens();
     v.kv_dim = kv_.kv_dim(il);
-    v.f16 = kv_.type() == KvType::F16;
+    v.elem = kv_.type() == KvType::F16 ? cudak::KvElem::F16 : cudak::KvElem::F32;  // (the constructor refuses others)
     v.tables = tables_d_;
     v.max_blocks = layout_.max_blocks;
     return v;
