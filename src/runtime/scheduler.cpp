@@ -14,10 +14,11 @@ namespace {
 
 int32_t blocks_for(int32_t tokens, int32_t block_tokens) { return (tokens + block_tokens - 1) / block_tokens; }
 
-// Priority plus one level per 100 ms spent waiting since submission.
+// Priority plus one level per 10 ms spent waiting since submission: across the
+// whole range [-1000, 1000] a request waits at most 20 s for its turn.
 int64_t effective_priority(const Request& r, std::chrono::steady_clock::time_point now) {
     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - r.submitted).count();
-    return (int64_t)r.priority + waited / 100;
+    return (int64_t)r.priority + waited / 10;
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ public:
     int32_t tokens_needed(const Request& r) const;
     // Moves sequences into running while sequence slots and KV blocks allow:
     // preempted ones and requests from waiting (which the caller guards),
-    // best first by priority (plus one per 100 ms waited, so none starves),
+    // best first by priority (plus one per 10 ms waited, so none starves),
     // then arrival. Stops at the first that does not fit (no overtaking).
     void admit(std::deque<std::shared_ptr<Request>>& waiting);
     bool idle() const { return running_.empty() && preempted_.empty(); }
