@@ -419,7 +419,8 @@ typedef struct mw_request_options {
     const mw_text* stop;            /* stop strings (copied at submit); may be NULL */
     size_t n_stop;
     int32_t ignore_eos;             /* 1: do not stop at EOS/EOT; default 0 */
-    int32_t priority;               /* higher is served first; default 0 */
+    int32_t priority;               /* in [-1000, 1000]; higher is admitted first; a waiting
+                                       request gains one level per 10 ms (no starvation); default 0 */
     mw_event_callback callback;     /* optional; see mw_event_callback */
     void* user_data;                /* passed to callback */
 } mw_request_options;
@@ -429,8 +430,10 @@ MW_API void mw_request_options_init(mw_request_options* opts);
 /* Submits a request. Copies everything it needs from opts. On success
  * *out_request is a handle owned by the caller; release it with
  * mw_request_release(). Errors (nothing is queued): MW_ERR_INVALID_ARGUMENT
- * (bad values, empty prompt, token id out of range), MW_ERR_CONTEXT_OVERFLOW
- * (prompt plus max_tokens longer than the engine's context), MW_ERR_BUDGET.
+ * (bad values, empty prompt, token id out of range, priority out of range),
+ * MW_ERR_CONTEXT_OVERFLOW (prompt plus max_tokens longer than the engine's
+ * context), MW_ERR_BUDGET (could never fit the whole KV pool), MW_ERR_STATE
+ * (the engine is being destroyed).
  * Thread-safe: any number of threads may submit to one engine. */
 MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw_request** out_request);
 
