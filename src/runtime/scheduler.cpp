@@ -161,15 +161,6 @@ bool Scheduler::place(Sequence& s) {
 
 void Scheduler::admit(std::deque<std::shared_ptr<Request>>& waiting) {
     const auto now = std::chrono::steady_clock::now();
-    // Cancelled preempted sequences end here; their blocks are already free.
-    for (auto& s : preempted_) {
-        if (s->request->cancel_requested.load()) {
-            finish(*s, MW_FINISH_CANCELLED, MW_ERR_CANCELLED, "");
-            s.reset();
-        }
-    }
-    preempted_.erase(std::remove(preempted_.begin(), preempted_.end(), nullptr), preempted_.end());
-
     while ((int32_t)running_.size() < max_sequences_) {
         // The best candidate among preempted sequences and waiting requests.
         // A completion whose group's prompt is being computed waits for it.
@@ -365,6 +356,15 @@ bool Scheduler::step() {
         }
     }
     running_.erase(std::remove(running_.begin(), running_.end(), nullptr), running_.end());
+    // Preempted ones too (their blocks are already free). Here, not in admit:
+    // admit runs under the engine's lock, and a finish event's callback may submit.
+    for (auto& s : preempted_) {
+        if (s->request->cancel_requested.load()) {
+            finish(*s, MW_FINISH_CANCELLED, MW_ERR_CANCELLED, "");
+            s.reset();
+        }
+    }
+    preempted_.erase(std::remove(preempted_.begin(), preempted_.end(), nullptr), preempted_.end());
     grow_tables();
     if (running_.empty()) {
         publish_stats();

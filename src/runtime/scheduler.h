@@ -79,6 +79,7 @@ public:
     // preempted ones and requests from waiting (which the caller guards),
     // best first by priority (plus one per 10 ms waited, so none starves),
     // then arrival. Stops at the first that does not fit (no overtaking).
+    // Delivers no events (the caller holds the engine's lock).
     void admit(std::deque<std::shared_ptr<Request>>& waiting);
     bool idle() const { return running_.empty() && preempted_.empty(); }
     // One forward step and its sampling. Returns false when there was nothing to do.
