@@ -40,6 +40,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& 
     batch_.tables.reserve((size_t)max_sequences);
     logit_owner_.reserve((size_t)max_sequences);
     prefilling_.reserve((size_t)max_sequences);
+    grow_order_.reserve((size_t)max_sequences);
     running_.reserve((size_t)max_sequences);
     fork_logits_.resize((size_t)model_->config().n_vocab);
     for (auto& id : bucket_id_) id = -1;
@@ -105,6 +106,7 @@ bool Scheduler::restore_spill(Sequence& s) {
 bool Scheduler::place(Sequence& s) {
     const int32_t B = kv_.block_tokens();
     const int32_t T = (int32_t)s.tokens.size();
+    s.table.blocks.reserve((size_t)blocks_for(s.limit, B));  // growing while decoding never reallocates
     if (!s.spill_path.empty()) return restore_spill(s);
     // A completion of mw_submit_n forks from the member that computed the prompt.
     const auto& g = s.request->group;
@@ -242,8 +244,8 @@ void Scheduler::preempt(Sequence& s) {
 
 void Scheduler::grow_tables() {
     // Oldest admission first; the victim is always the latest admitted.
-    std::vector<Sequence*> order;
-    order.reserve(running_.size());
+    std::vector<Sequence*>& order = grow_order_;  // reused: decoding allocates nothing
+    order.clear();
     for (auto& s : running_) order.push_back(s.get());
     std::sort(order.begin(), order.end(), [](const Sequence* a, const Sequence* b) { return a->admitted < b->admitted; });
     for (Sequence* s : order) {

@@ -129,6 +129,7 @@ private:
     Batch batch_;
     std::vector<Sequence*> logit_owner_;  // which sequence each logits row belongs to
     std::vector<Sequence*> prefilling_;
+    std::vector<Sequence*> grow_order_;
     std::vector<float> fork_logits_;
     std::pmr::memory_resource* mr_;
     RequestEvent token_event_;  // reused for every token event

@@ -354,7 +354,8 @@ void test_prefix_sharing(void**) {
            peak_shared, peak_unshared, n_req, prefix_blocks + n_req * own_blocks,
            (unsigned long long)shared_stats.prefix_cache_hits, (unsigned long long)shared_stats.prefix_cache_misses);
     assert_true(peak_shared <= prefix_blocks + n_req * own_blocks);
-    assert_true(peak_unshared > 3 * peak_shared);
+    assert_true(peak_unshared >= (uint32_t)n_req * ((prompt_len + 15) / 16));  // every prompt held on its own
+    assert_true(2 * peak_shared < peak_unshared);
     assert_int_equal(shared_stats.prefix_cache_hits, (uint64_t)(n_req - 1) * prefix_blocks);
     assert_int_equal(shared_stats.prefix_cache_misses, prefix_blocks + (uint64_t)n_req * (prompt_len / 16 - prefix_blocks));
     const double rate = (double)shared_stats.prefix_cache_hits /
