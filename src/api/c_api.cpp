@@ -506,8 +506,15 @@ MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw
         auto h = std::make_unique<mw_request>();
         h->request = r;
         r->handle = h.get();
-        engine->engine->submit(r);
+        // Registered before it is queued: once queued nothing may fail, or the
+        // engine would run a request whose handle was never returned.
         register_handle(h.get());
+        try {
+            engine->engine->submit(r);
+        } catch (...) {
+            unregister_handle(h.get());
+            throw;
+        }
         *out_request = h.release();
     });
 }

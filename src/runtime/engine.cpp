@@ -121,20 +121,24 @@ EngineMemory Engine::memory() const {
 }
 
 namespace {
-void deliver_cancelled(Request& r) {
-    RequestEvent ev;
+void deliver_finish(Request& r, int32_t reason, mw_status status) {
+    RequestEvent ev;  // no text: allocates nothing
     ev.kind = MW_EVENT_FINISHED;
-    ev.finish_reason = MW_FINISH_CANCELLED;
-    ev.status = MW_ERR_CANCELLED;
+    ev.finish_reason = reason;
+    ev.status = status;
     ev.n_prompt_tokens = (uint32_t)r.prompt.size();
-    r.deliver(std::move(ev));
+    r.deliver(ev);
 }
+void deliver_cancelled(Request& r) { deliver_finish(r, MW_FINISH_CANCELLED, MW_ERR_CANCELLED); }
 }  // namespace
 
+// The engine thread never dies of an exception: an allocation that fails here
+// ends the request it was for with MW_ERR_OUT_OF_MEMORY, and the loop goes on.
 void Engine::loop() {
     std::vector<std::shared_ptr<Request>> cancelled;
     for (;;) {
         bool stopping;
+        std::shared_ptr<Request> failed;  // admission ran out of memory for it
         {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [&] { return stop_ || !waiting_.empty() || !sched_->idle(); });
@@ -142,17 +146,30 @@ void Engine::loop() {
             // Cancelled requests leave the queue at once, even while all sequences are busy.
             for (auto it = waiting_.begin(); it != waiting_.end();) {
                 if (stopping || (*it)->cancel_requested.load()) {
-                    cancelled.push_back(*it);
+                    try {
+                        cancelled.push_back(*it);
+                    } catch (const std::bad_alloc&) {
+                        break;  // the rest wait for the next turn
+                    }
                     it = waiting_.erase(it);
                 } else {
                     ++it;
                 }
             }
-            if (!stopping) sched_->admit(waiting_);
+            if (!stopping) {
+                try {
+                    sched_->admit(waiting_);
+                } catch (const std::bad_alloc&) {
+                    failed = std::move(waiting_.front());
+                    waiting_.pop_front();
+                }
+            }
         }
         // Events are delivered outside the lock: a callback may submit again.
+        if (failed) deliver_finish(*failed, MW_FINISH_ERROR, MW_ERR_OUT_OF_MEMORY);
         for (auto& r : cancelled) deliver_cancelled(*r);
         cancelled.clear();
+        if (stopping && !waiting_.empty()) continue;  // cancel what a failed push left behind
         if (stopping) break;
         try {
             sched_->step();

@@ -20,6 +20,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& 
     batch_.tokens.reserve((size_t)max_batch_tokens);
     batch_.tables.reserve((size_t)max_sequences);
     logit_owner_.reserve((size_t)max_sequences);
+    running_.reserve((size_t)max_sequences);
     prefilling_.reserve((size_t)max_sequences);
 }
 
@@ -30,28 +31,39 @@ int32_t Scheduler::tokens_needed(const Request& r) const {
 
 void Scheduler::admit(std::deque<std::shared_ptr<Request>>& waiting) {
     while (!waiting.empty() && (int32_t)running_.size() < max_sequences_) {
-        std::shared_ptr<Request> r = waiting.front();
+        const std::shared_ptr<Request>& r = waiting.front();
         auto s = std::make_unique<Sequence>(r, model_->config().n_vocab, tokens_needed(*r), mr_);
-        if (!kv_.reserve(s->table, s->limit)) {  // wait until blocks come back
+        bool reserved;
+        try {
+            reserved = kv_.reserve(s->table, s->limit);
+        } catch (...) {
+            kv_.release(s->table);  // blocks taken before the failure go back
+            throw;
+        }
+        if (!reserved) {  // wait until blocks come back
             kv_.release(s->table);
             break;
         }
+        running_.push_back(std::move(s));  // capacity reserved: cannot throw
         waiting.pop_front();
-        running_.push_back(std::move(s));
     }
 }
 
 void Scheduler::finish(Sequence& s, int32_t reason, mw_status status, const std::string& message) {
+    kv_.release(s.table);  // first: nothing below may keep the blocks
     RequestEvent ev;
     ev.kind = MW_EVENT_FINISHED;
     ev.finish_reason = reason;
     ev.status = status;
     ev.n_prompt_tokens = (uint32_t)s.request->prompt.size();
     ev.n_generated_tokens = (uint32_t)s.n_generated;
-    if (reason == MW_FINISH_ERROR) ev.text = message;
-    else if (reason != MW_FINISH_STOP_STRING && reason != MW_FINISH_CANCELLED) s.text.flush(&ev.text);
-    kv_.release(s.table);
-    s.request->deliver(std::move(ev));
+    try {
+        if (reason == MW_FINISH_ERROR) ev.text = message;
+        else if (reason != MW_FINISH_STOP_STRING && reason != MW_FINISH_CANCELLED) s.text.flush(&ev.text);
+    } catch (const std::bad_alloc&) {
+        ev.text.clear();  // the finish still goes out, without its text
+    }
+    s.request->deliver(ev);
 }
 
 void Scheduler::finish_all(int32_t reason, mw_status status, const std::string& message) {
@@ -133,9 +145,14 @@ bool Scheduler::step() {
     exec_.forward(batch_);
     for (size_t i = 0; i < logit_owner_.size(); i++) after_logits(*logit_owner_[i], exec_.logits((int32_t)i));
 
-    // Sequences that finished released their blocks in finish(); drop them.
+    // Sequences that finished released their blocks in finish(); one whose
+    // request ended on its own (out of memory queueing an event) releases here.
     running_.erase(std::remove_if(running_.begin(), running_.end(),
-                                  [](const std::unique_ptr<Sequence>& s) { return s->request->finished(); }),
+                                  [&](const std::unique_ptr<Sequence>& s) {
+                                      if (!s->request->finished()) return false;
+                                      kv_.release(s->table);
+                                      return true;
+                                  }),
                    running_.end());
     return true;
 }

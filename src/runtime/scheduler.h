@@ -43,6 +43,8 @@ public:
     int32_t tokens_needed(const Request& r) const;
     // Moves requests from the front of the waiting list into running while
     // sequences and KV blocks allow (waiting is ordered by priority, then arrival).
+    // When an allocation fails it throws with the failing request still at the
+    // front of waiting and nothing of it held (the engine fails that request).
     void admit(std::deque<std::shared_ptr<Request>>& waiting);
     bool idle() const { return running_.empty(); }
     // One forward step and its sampling. Returns false when there was nothing to do.
