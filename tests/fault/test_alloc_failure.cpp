@@ -103,6 +103,23 @@ std::string scenario(uint64_t n, bool persistent, Counts* c, const std::string& 
         c->oom_status++;
         return out;
     }
+    // Tokenizer round trip and the model's description.
+    {
+        int32_t ids[64];
+        size_t n_ids = 0, n_text = 0;
+        char text[256];
+        st = mw_tokenize(model, " the cat sat", 12, 1, 1, ids, 64, &n_ids);
+        if (!ok_or_oom(st)) fail_msg("N=%llu: mw_tokenize gave %s", (unsigned long long)n, mw_status_string(st));
+        if (st == MW_OK) {
+            st = mw_detokenize(model, ids, n_ids, 0, text, sizeof text, &n_text);
+            if (!ok_or_oom(st)) fail_msg("N=%llu: mw_detokenize gave %s", (unsigned long long)n, mw_status_string(st));
+            if (st == MW_OK) assert_memory_equal(text, " the cat sat", 12);
+        }
+        if (st != MW_OK) c->oom_status++;
+        mw_model_info info;
+        info.struct_size = sizeof info;
+        assert_true(ok_or_oom(mw_model_info_get(model, &info)));
+    }
     mw_engine_options eo;
     mw_engine_options_init(&eo);
     eo.n_threads = 1;
@@ -135,6 +152,9 @@ std::string scenario(uint64_t n, bool persistent, Counts* c, const std::string& 
     if (st != MW_OK) c->oom_status++;
 
     const mw_status gs = greedy(engine, &out, c);
+    mw_memory_report mem;
+    mem.struct_size = sizeof mem;
+    assert_true(ok_or_oom(mw_engine_memory(engine, &mem)));
     if (sampled) {
         mw_request_cancel(sampled);
         const mw_event ev = drain(sampled, nullptr);
