@@ -91,7 +91,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             std::abort();
         }
     const std::string back = v.tok->decode(ids, render_special);
-    if (v.round_trip && !parse_special && !render_special && valid_utf8(text) && back != text) {
+    // U+2581 in the text is SentencePiece's own space mark: it decodes as a
+    // space (as in llama.cpp), so such text has no round trip.
+    const bool has_space_mark = text.find("\xe2\x96\x81") != std::string_view::npos;
+    if (v.round_trip && !parse_special && !render_special && !has_space_mark && valid_utf8(text) && back != text) {
         // SentencePiece normalises nothing else: a mismatch is a tokenizer bug.
         std::fprintf(stderr, "round trip failed: %zu bytes in, %zu bytes back\n", text.size(), back.size());
         std::abort();
