@@ -16,6 +16,10 @@
 // Prints a summary (requests by finish status) and exits 1 on a violation.
 //   mw_soak [--model PATH] [--seconds 60] [--clients 64] [--max-sequences 16]
 //           [--threads 1] [--warmup-fraction 0.25] [--max-drift 5]
+//           [--kv-blocks N] [--spill-dir DIR]
+// --kv-blocks gives the engine a memory budget of N KV blocks (16 tokens
+// each) so that sequences are preempted (recompute, or spill into
+// --spill-dir); greedy references must still match.
 // Without --model it writes a small synthetic model (the project's writer).
 #include "model/synthetic_model.h"
 
@@ -29,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -61,6 +66,8 @@ struct Config {
     int clients = 64, max_sequences = 16, threads = 1;
     double warmup_fraction = 0.25;
     double max_drift = 5.0;  // percent
+    uint32_t kv_blocks = 0;  // 0: room for every sequence; else a budget of this many KV blocks (preemption)
+    std::string spill_dir;   // with kv_blocks: preempt by spilling here (default: recompute)
 };
 
 const char* kWords[] = {"the", "cat", "sat", "on", "a", "mat", "once", "upon", "time", "little", "dog", "ran",
@@ -251,9 +258,11 @@ bool parse(int argc, char** argv, Config* c) {
         else if (a == "--threads") c->threads = std::atoi(val());
         else if (a == "--warmup-fraction") c->warmup_fraction = std::atof(val());
         else if (a == "--max-drift") c->max_drift = std::atof(val());
+        else if (a == "--kv-blocks") c->kv_blocks = (uint32_t)std::atoi(val());
+        else if (a == "--spill-dir") c->spill_dir = val();
         else {
             std::fprintf(stderr, "usage: mw_soak [--model PATH] [--seconds 60] [--clients 64] [--max-sequences 16] "
-                                 "[--threads 1] [--warmup-fraction 0.25] [--max-drift 5]\n");
+                                 "[--threads 1] [--warmup-fraction 0.25] [--max-drift 5] [--kv-blocks N] [--spill-dir DIR]\n");
             return false;
         }
     }
@@ -290,6 +299,16 @@ int main(int argc, char** argv) {
     eo.n_threads = (uint32_t)cfg.threads;
     eo.n_ctx = 256;
     eo.max_sequences = (uint32_t)cfg.max_sequences;
+    if (cfg.kv_blocks) {
+        mw_engine_plan p;
+        p.struct_size = sizeof p;
+        if (mw_engine_plan_memory(model, &eo, &p) != MW_OK) return 2;
+        eo.memory_budget_bytes = p.activation_bytes + (uint64_t)cfg.kv_blocks * p.kv_block_bytes;
+        if (!cfg.spill_dir.empty()) {
+            eo.preempt_mode = MW_PREEMPT_SPILL;
+            eo.spill_dir = cfg.spill_dir.c_str();
+        }
+    }
     Shared sh;
     if (mw_engine_create(model, &eo, &sh.engine) != MW_OK) {
         std::fprintf(stderr, "engine: %s\n", mw_last_error());
@@ -365,9 +384,11 @@ int main(int argc, char** argv) {
         std::printf("  %-58s %s\n", what, cond ? "ok" : "FAILED");
         ok = ok && cond;
     };
-    std::printf("soak: %.1f s, %d clients, max_sequences %d, %d compute threads, model %s (vocab %d)\n", elapsed,
-                cfg.clients, cfg.max_sequences, cfg.threads, cfg.model.empty() ? "synthetic" : cfg.model.c_str(),
-                sh.n_vocab);
+    std::printf("soak: %.1f s, %d clients, max_sequences %d, %d compute threads, model %s (vocab %d), KV %s%s\n",
+                elapsed, cfg.clients, cfg.max_sequences, cfg.threads,
+                cfg.model.empty() ? "synthetic" : cfg.model.c_str(), sh.n_vocab,
+                cfg.kv_blocks ? (std::to_string(cfg.kv_blocks) + " blocks").c_str() : "for every sequence",
+                cfg.kv_blocks ? (cfg.spill_dir.empty() ? ", preempt by recompute" : ", preempt by spill") : "");
     std::printf("  accepted %" PRIu64 " requests (%" PRIu64 " mw_submit_n groups), finished %" PRIu64 ", lost %" PRIu64
                 ", %" PRIu64 " tokens streamed\n",
                 sh.accepted.load(), sh.submit_n_used.load(), sh.finished.load(), sh.lost.load(), sh.tokens.load());
@@ -394,14 +415,21 @@ int main(int argc, char** argv) {
         s.struct_size = sizeof s;
         const bool got = mw_engine_stats(sh.engine, &s) == MW_OK;
         std::printf("  stats: submitted %" PRIu64 ", finished %" PRIu64 ", running %u, queued %u, preemptions %" PRIu64
-                    ", prefix cache hit rate %.2f\n",
+                    " (spill bytes %" PRIu64 ", spill failures %" PRIu64 "), prefix cache hit rate %.2f\n",
                     s.requests_submitted, s.requests_finished, s.running, s.queued, s.preemptions,
-                    s.prefix_cache_hit_rate);
+                    s.spill_bytes_written, s.spill_failures, s.prefix_cache_hit_rate);
         check(got && s.running == 0 && s.queued == 0 && s.requests_submitted == s.requests_finished &&
                   s.kv_blocks_used == 0,
               "engine stats: nothing running or queued, all finished");
     }
     mw_engine_destroy(sh.engine);
+    if (!cfg.spill_dir.empty()) {  // every spill file read back (or dropped) and removed
+        size_t left = 0;
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(cfg.spill_dir, ec))
+            left += e.path().filename().string().rfind("memwise-spill-", 0) == 0 ? 1 : 0;
+        check(left == 0, "no spill file left behind");
+    }
     std::printf("soak: %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;
 }
