@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -36,9 +37,10 @@ extern "C" {
 namespace {
 
 std::string g_path;
+std::string g_spill_dir;  // set: a 4-block KV budget, 3 sequences, preemption by spill, mw_submit_n
 
 struct Counts {
-    uint64_t runs = 0, injected_runs = 0, oom_status = 0, oom_finish = 0, recovered = 0;
+    uint64_t runs = 0, injected_runs = 0, oom_status = 0, oom_finish = 0, recovered = 0, preemptions = 0;
 };
 
 bool ok_or_oom(mw_status st) { return st == MW_OK || st == MW_ERR_OUT_OF_MEMORY; }
@@ -125,8 +127,21 @@ std::string scenario(uint64_t n, bool persistent, Counts* c, const std::string& 
     eo.n_threads = 1;
     eo.n_ctx = 64;
     eo.max_sequences = 2;
+    if (!g_spill_dir.empty()) {
+        eo.max_sequences = 3;
+        mw_engine_plan p;
+        p.struct_size = sizeof p;
+        st = mw_engine_plan_memory(model, &eo, &p);
+        if (st == MW_OK) {
+            eo.memory_budget_bytes = p.activation_bytes + 4 * p.kv_block_bytes;
+            eo.preempt_mode = MW_PREEMPT_SPILL;
+            eo.spill_dir = g_spill_dir.c_str();
+        } else if (st != MW_ERR_OUT_OF_MEMORY) {
+            fail_msg("N=%llu: mw_engine_plan_memory gave %s", (unsigned long long)n, mw_status_string(st));
+        }
+    }
     mw_engine* engine = nullptr;
-    st = mw_engine_create(model, &eo, &engine);
+    st = st == MW_OK ? mw_engine_create(model, &eo, &engine) : st;
     if (st != MW_OK) {
         mw::memory::alloc_fault_disarm();
         if (st != MW_ERR_OUT_OF_MEMORY) fail_msg("N=%llu: mw_engine_create gave %s: %s", (unsigned long long)n, mw_status_string(st), mw_last_error());
@@ -146,21 +161,31 @@ std::string scenario(uint64_t n, bool persistent, Counts* c, const std::string& 
     const mw_text stop = {"sat the", 7};
     so.stop = &stop;
     so.n_stop = 1;
-    mw_request* sampled = nullptr;
-    st = mw_submit(engine, &so, &sampled);
+    if (!g_spill_dir.empty()) {  // both completions grow to the full context: 8 blocks wanted, 4 there
+        so.max_tokens = 0;
+        so.n_stop = 0;
+    }
+    mw_request* sampled[2] = {nullptr, nullptr};
+    // With preemption: two completions of it (mw_submit_n) that share the prompt.
+    st = g_spill_dir.empty() ? mw_submit(engine, &so, &sampled[0]) : mw_submit_n(engine, &so, 2, sampled);
     if (!ok_or_oom(st)) fail_msg("N=%llu: mw_submit gave %s", (unsigned long long)n, mw_status_string(st));
-    if (st != MW_OK) c->oom_status++;
+    if (st != MW_OK) {
+        assert_null(sampled[0]);
+        assert_null(sampled[1]);
+        c->oom_status++;
+    }
 
     const mw_status gs = greedy(engine, &out, c);
     mw_memory_report mem;
     mem.struct_size = sizeof mem;
     assert_true(ok_or_oom(mw_engine_memory(engine, &mem)));
-    if (sampled) {
-        mw_request_cancel(sampled);
-        const mw_event ev = drain(sampled, nullptr);
+    for (mw_request* r : {sampled[1], sampled[0]}) {
+        if (!r) continue;
+        if (r == sampled[0]) mw_request_cancel(r);  // after the second one ran to its end
+        const mw_event ev = drain(r, nullptr);
         if (ev.status != MW_OK && ev.status != MW_ERR_CANCELLED && ev.status != MW_ERR_OUT_OF_MEMORY)
             fail_msg("N=%llu: sampled request finished with %s", (unsigned long long)n, mw_status_string((mw_status)ev.status));
-        mw_request_release(sampled);
+        mw_request_release(r);
     }
     const bool injected = mw::memory::alloc_fault_injected() > 0;
     mw::memory::alloc_fault_disarm();
@@ -173,8 +198,16 @@ std::string scenario(uint64_t n, bool persistent, Counts* c, const std::string& 
         assert_string_equal(again.c_str(), reference.c_str());
         c->recovered++;
     }
+    mw_stats stats;
+    stats.struct_size = sizeof stats;
+    assert_int_equal(mw_engine_stats(engine, &stats), MW_OK);
+    c->preemptions += stats.preemptions;
     mw_engine_destroy(engine);
     mw_model_close(model);
+    if (!g_spill_dir.empty()) {  // no spill file outlives its engine, whatever failed
+        std::error_code ec;
+        assert_true(std::filesystem::is_empty(g_spill_dir, ec));
+    }
     return gs == MW_OK ? out : std::string();
 }
 
@@ -213,12 +246,13 @@ void run_all(bool persistent) {
         c.injected_runs++;
         if (n > 50 * total + 1000) fail_msg("the scenario keeps reaching new allocations (N=%llu)", (unsigned long long)n);
     }
-    std::printf("%s: %llu allocations in a clean run; %llu failure points injected (stride %llu), "
+    std::printf("%s%s: %llu allocations in a clean run; %llu failure points injected (stride %llu), "
                 "%llu calls returned MW_ERR_OUT_OF_MEMORY, %llu requests finished with it, "
-                "%llu engines served the reference again after a failure\n",
-                persistent ? "persistent" : "single", (unsigned long long)total, (unsigned long long)c.injected_runs,
-                (unsigned long long)stride, (unsigned long long)c.oom_status, (unsigned long long)c.oom_finish,
-                (unsigned long long)c.recovered);
+                "%llu engines served the reference again after a failure, %llu preemptions\n",
+                persistent ? "persistent" : "single", g_spill_dir.empty() ? "" : " (preemption by spill)",
+                (unsigned long long)total, (unsigned long long)c.injected_runs, (unsigned long long)stride,
+                (unsigned long long)c.oom_status, (unsigned long long)c.oom_finish, (unsigned long long)c.recovered,
+                (unsigned long long)c.preemptions);
     assert_true(c.injected_runs > 0);
     unlink(g_path.c_str());
 }
@@ -228,10 +262,22 @@ void run_all(bool persistent) {
 static void test_each_allocation_fails_once(void**) { run_all(false); }
 static void test_every_allocation_from_n_fails(void**) { run_all(true); }
 
+// Under a KV budget that forces preemption by spill, with mw_submit_n.
+static void test_each_allocation_fails_with_preemption(void**) {
+    char dir[] = "/tmp/mw_allocfail_spill_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    g_spill_dir = dir;
+    run_all(false);
+    run_all(true);
+    g_spill_dir.clear();
+    std::filesystem::remove_all(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_allocation_fails_once),
         cmocka_unit_test(test_every_allocation_from_n_fails),
+        cmocka_unit_test(test_each_allocation_fails_with_preemption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
