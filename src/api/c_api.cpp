@@ -565,8 +565,15 @@ MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw
         auto h = std::make_unique<mw_request>();
         h->request = r;
         r->handle = h.get();
-        engine->engine->submit(r);
+        // Registered before it is queued: once queued nothing may fail, or the
+        // engine would run a request whose handle was never returned.
         register_handle(h.get());
+        try {
+            engine->engine->submit(r);
+        } catch (...) {
+            unregister_handle(h.get());
+            throw;
+        }
         *out_request = h.release();
     });
 }
@@ -593,11 +600,16 @@ MW_API mw_status mw_submit_n(mw_engine* engine, const mw_request_options* opts, 
             hs.back()->request = rs.back();
             rs.back()->handle = hs.back().get();
         }
-        engine->engine->submit_group(rs);
-        for (uint32_t i = 0; i < n; i++) {
-            register_handle(hs[i].get());
-            out_requests[i] = hs[i].release();
+        // Registered before they are queued (as in mw_submit).
+        uint32_t registered = 0;
+        try {
+            for (; registered < n; registered++) register_handle(hs[registered].get());
+            engine->engine->submit_group(rs);
+        } catch (...) {
+            while (registered > 0) unregister_handle(hs[--registered].get());
+            throw;
         }
+        for (uint32_t i = 0; i < n; i++) out_requests[i] = hs[i].release();
     });
 }
 

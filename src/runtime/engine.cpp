@@ -110,11 +110,20 @@ void Engine::submit_group(const std::vector<std::shared_ptr<Request>>& rs) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_) fail(MW_ERR_STATE, "engine is shutting down");
-        for (const auto& r : rs) {
-            r->arrival = arrivals_++;
-            r->submitted = now;
-            r->group = group;
-            waiting_.push_back(r);  // admission picks by priority (with aging), then arrival
+        size_t pushed = 0;
+        try {
+            for (const auto& r : rs) {
+                r->arrival = arrivals_;
+                r->submitted = now;
+                r->group = group;
+                waiting_.push_back(r);  // admission picks by priority (with aging), then arrival
+                arrivals_++;
+                pushed++;
+            }
+        } catch (...) {
+            // All or nothing: a group is never partly queued.
+            for (; pushed > 0; pushed--, arrivals_--) waiting_.pop_back();
+            throw;
         }
     }
     wake_.notify_all();
@@ -163,20 +172,38 @@ EngineMemory Engine::memory() const {
 }
 
 namespace {
-void deliver_cancelled(Request& r) {
-    RequestEvent ev;
+void deliver_finish(Request& r, int32_t reason, mw_status status) {
+    RequestEvent ev;  // no text: allocates nothing
     ev.kind = MW_EVENT_FINISHED;
-    ev.finish_reason = MW_FINISH_CANCELLED;
-    ev.status = MW_ERR_CANCELLED;
+    ev.finish_reason = reason;
+    ev.status = status;
     ev.n_prompt_tokens = (uint32_t)r.prompt.size();
-    r.deliver(std::move(ev));
+    r.deliver(ev);
 }
+void deliver_cancelled(Request& r) { deliver_finish(r, MW_FINISH_CANCELLED, MW_ERR_CANCELLED); }
 }  // namespace
 
+// Ends every running request with an error. Called from exception handlers,
+// so it must not throw: without memory for the message, the events go out
+// without it.
+void Engine::fail_running(mw_status status, const char* message) {
+    std::string text;
+    try {
+        text = message;
+    } catch (const std::bad_alloc&) {
+    }
+    sched_->finish_all(MW_FINISH_ERROR, status, text);
+}
+
+// The engine thread never dies of an exception: an allocation that fails here
+// ends the request it was for with MW_ERR_OUT_OF_MEMORY, and the loop goes on.
 void Engine::loop() {
     std::vector<std::shared_ptr<Request>> cancelled;
     for (;;) {
         bool stopping;
+        std::shared_ptr<Request> failed;  // admission ran out of memory for it
+        bool admit_failed = false;
+        std::string admit_error;
         {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [&] { return stop_ || !waiting_.empty() || !sched_->idle(); });
@@ -184,27 +211,48 @@ void Engine::loop() {
             // Cancelled requests leave the queue at once, even while all sequences are busy.
             for (auto it = waiting_.begin(); it != waiting_.end();) {
                 if (stopping || (*it)->cancel_requested.load()) {
-                    cancelled.push_back(*it);
+                    try {
+                        cancelled.push_back(*it);
+                    } catch (const std::bad_alloc&) {
+                        break;  // the rest wait for the next turn
+                    }
                     it = waiting_.erase(it);
                 } else {
                     ++it;
                 }
             }
-            if (!stopping) sched_->admit(waiting_);
+            if (!stopping) {
+                try {
+                    sched_->admit(waiting_);
+                } catch (const std::exception& e) {
+                    admit_failed = true;  // a bug (e.g. KV accounting): end what runs, outside the lock
+                    try {
+                        admit_error = e.what();
+                    } catch (const std::bad_alloc&) {
+                    }
+                }
+                failed = sched_->take_admit_failure();
+            }
         }
         // Events are delivered outside the lock: a callback may submit again.
+        if (failed) {
+            deliver_finish(*failed, MW_FINISH_ERROR, MW_ERR_OUT_OF_MEMORY);
+            sched_->count_finished(1);
+        }
+        if (admit_failed) fail_running(MW_ERR_INTERNAL, admit_error.c_str());
         for (auto& r : cancelled) deliver_cancelled(*r);
         sched_->count_finished(cancelled.size());
         cancelled.clear();
+        if (stopping && !waiting_.empty()) continue;  // cancel what a failed push left behind
         if (stopping) break;
         try {
             sched_->step();
         } catch (const Error& e) {
-            sched_->finish_all(MW_FINISH_ERROR, e.status(), e.what());
+            fail_running(e.status(), e.what());
         } catch (const std::bad_alloc&) {
-            sched_->finish_all(MW_FINISH_ERROR, MW_ERR_OUT_OF_MEMORY, "out of memory during a forward step");
+            fail_running(MW_ERR_OUT_OF_MEMORY, "out of memory during a forward step");
         } catch (const std::exception& e) {
-            sched_->finish_all(MW_FINISH_ERROR, MW_ERR_INTERNAL, e.what());
+            fail_running(MW_ERR_INTERNAL, e.what());
         }
     }
     // Shutdown: everything still running ends as cancelled.

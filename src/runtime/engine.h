@@ -87,6 +87,7 @@ public:
 
 private:
     void loop();
+    void fail_running(mw_status status, const char* message);
     void validate(const Request& r) const;
 
     memory::Heap heap_;  // first: outlives everything allocated from it

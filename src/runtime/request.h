@@ -64,7 +64,9 @@ public:
 
     // Engine side: deliver an event (to the callback and/or the queue). The
     // event is copied into a reused slot: once the slots' text buffers have
-    // grown to the longest piece, delivering allocates nothing.
+    // grown to the longest piece, delivering allocates nothing. Never throws:
+    // when queueing runs out of memory the request finishes at once with
+    // MW_FINISH_ERROR / MW_ERR_OUT_OF_MEMORY (check finished() after).
     void deliver(const RequestEvent& ev);
     bool finished() const;
 

@@ -106,7 +106,9 @@ bool Scheduler::restore_spill(Sequence& s) {
 bool Scheduler::place(Sequence& s) {
     const int32_t B = kv_.block_tokens();
     const int32_t T = (int32_t)s.tokens.size();
-    s.table.blocks.reserve((size_t)blocks_for(s.limit, B));  // growing while decoding never reallocates
+    // Room for every block the sequence can reach, first: no push_back below
+    // can then fail between taking a block and recording it in the table.
+    s.table.blocks.reserve((size_t)blocks_for(std::max(s.limit, T), B));
     if (!s.spill_path.empty()) return restore_spill(s);
     // A completion of mw_submit_n forks from the member that computed the prompt.
     const auto& g = s.request->group;
@@ -184,13 +186,27 @@ void Scheduler::admit(std::deque<std::shared_ptr<Request>>& waiting) {
             best_p >= 0 && (best_w < 0 || better(*preempted_[(size_t)best_p]->request, *waiting[(size_t)best_w]));
 
         std::unique_ptr<Sequence> s;
-        if (from_preempted) {
-            s = std::move(preempted_[(size_t)best_p]);
-        } else {
-            const std::shared_ptr<Request>& r = waiting[(size_t)best_w];
-            s = std::make_unique<Sequence>(r, model_->config().n_vocab, tokens_needed(*r), mr_);
+        bool placed = false;
+        try {
+            if (from_preempted) {
+                s = std::move(preempted_[(size_t)best_p]);
+            } else {
+                const std::shared_ptr<Request>& r = waiting[(size_t)best_w];
+                s = std::make_unique<Sequence>(r, model_->config().n_vocab, tokens_needed(*r), mr_);
+            }
+            placed = place(*s);
+        } catch (const std::bad_alloc&) {
+            if (s) release_table(*s);  // blocks place() took go back
+            if (from_preempted) {
+                preempted_.erase(preempted_.begin() + best_p);
+                finish(*s, MW_FINISH_ERROR, MW_ERR_OUT_OF_MEMORY, "");
+            } else {
+                admit_failure_ = std::move(waiting[(size_t)best_w]);
+                waiting.erase(waiting.begin() + best_w);
+            }
+            break;  // memory is short: admit nothing more this turn
         }
-        if (!place(*s)) {  // wait until blocks come back
+        if (!placed) {  // wait until blocks come back
             if (from_preempted) preempted_[(size_t)best_p] = std::move(s);
             break;
         }
@@ -265,24 +281,33 @@ void Scheduler::grow_tables() {
 
 // ---- stepping ----
 
+void Scheduler::retire(Sequence& s) {
+    if (s.retired) return;
+    s.retired = true;
+    release_table(s);
+    drop_spill(s);
+    const auto& g = s.request->group;
+    if (g && g->leader == &s) g->leader = nullptr;
+    std::lock_guard<std::mutex> lock(stats_mutex_);
+    stats_.requests_finished++;
+}
+
 void Scheduler::finish(Sequence& s, int32_t reason, mw_status status, const std::string& message) {
+    if (s.retired) return;
+    retire(s);  // first: nothing below may keep the blocks
     RequestEvent ev;
     ev.kind = MW_EVENT_FINISHED;
     ev.finish_reason = reason;
     ev.status = status;
     ev.n_prompt_tokens = (uint32_t)s.n_prompt;
     ev.n_generated_tokens = (uint32_t)s.n_generated;
-    if (reason == MW_FINISH_ERROR) ev.text = message;
-    else if (reason != MW_FINISH_STOP_STRING && reason != MW_FINISH_CANCELLED) s.text.flush(&ev.text);
-    release_table(s);
-    drop_spill(s);
-    const auto& g = s.request->group;
-    if (g && g->leader == &s) g->leader = nullptr;
-    {
-        std::lock_guard<std::mutex> lock(stats_mutex_);
-        stats_.requests_finished++;
+    try {
+        if (reason == MW_FINISH_ERROR) ev.text = message;
+        else if (reason != MW_FINISH_STOP_STRING && reason != MW_FINISH_CANCELLED) s.text.flush(&ev.text);
+    } catch (const std::bad_alloc&) {
+        ev.text.clear();  // the finish still goes out, without its text
     }
-    s.request->deliver(std::move(ev));
+    s.request->deliver(ev);
 }
 
 void Scheduler::finish_all(int32_t reason, mw_status status, const std::string& message) {
@@ -422,9 +447,14 @@ bool Scheduler::step() {
         generated += (uint64_t)(s.n_generated - before);
     }
 
-    // Sequences that finished released their blocks in finish(); drop them.
+    // Sequences that finished released their blocks in finish(); one whose
+    // request ended on its own (out of memory queueing an event) retires here.
     running_.erase(std::remove_if(running_.begin(), running_.end(),
-                                  [](const std::unique_ptr<Sequence>& s) { return s->request->finished(); }),
+                                  [&](const std::unique_ptr<Sequence>& s) {
+                                      if (!s->request->finished()) return false;
+                                      retire(*s);
+                                      return true;
+                                  }),
                    running_.end());
     {
         std::lock_guard<std::mutex> lock(stats_mutex_);

@@ -46,6 +46,7 @@ struct Sequence {
     int32_t own_from = 0;              // table blocks from here on were allocated for this sequence
     std::string spill_path;            // while spilled: the file holding spill_tokens tokens of K/V
     int32_t spill_tokens = 0;
+    bool retired = false;              // finish() ran: blocks, spill file and counters are settled
     Sampler sampler;
     TextStream text;
     Sequence(std::shared_ptr<Request> r, int32_t n_vocab, int32_t limit_tokens, std::pmr::memory_resource* mr);
@@ -79,8 +80,13 @@ public:
     // preempted ones and requests from waiting (which the caller guards),
     // best first by priority (plus one per 10 ms waited, so none starves),
     // then arrival. Stops at the first that does not fit (no overtaking).
-    // Delivers no events (the caller holds the engine's lock).
+    // An allocation that fails while admitting a request from waiting takes it
+    // out of waiting, gives back what it held and leaves it for the caller to
+    // finish (take_admit_failure: outside the caller's lock, callbacks may
+    // submit); a preempted sequence is finished here. Either way with
+    // MW_ERR_OUT_OF_MEMORY.
     void admit(std::deque<std::shared_ptr<Request>>& waiting);
+    std::shared_ptr<Request> take_admit_failure() { return std::move(admit_failure_); }
     bool idle() const { return running_.empty() && preempted_.empty(); }
     // One forward step and its sampling. Returns false when there was nothing to do.
     bool step();
@@ -96,6 +102,7 @@ public:
 
 private:
     void finish(Sequence& s, int32_t reason, mw_status status, const std::string& message);
+    void retire(Sequence& s);  // the part of finish() that gives everything back
     void after_logits(Sequence& s, float* logits);
     // Gives s its blocks (fork, spill file, prefix cache, then new ones).
     // False when the pool cannot hold its tokens now (s unchanged).
@@ -131,6 +138,7 @@ private:
     std::vector<Sequence*> prefilling_;
     std::vector<Sequence*> grow_order_;
     std::vector<float> fork_logits_;
+    std::shared_ptr<Request> admit_failure_;
     std::pmr::memory_resource* mr_;
     RequestEvent token_event_;  // reused for every token event
 
