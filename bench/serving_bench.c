@@ -630,6 +630,10 @@ int main(int argc, char** argv) {
     info.struct_size = sizeof info;
     st = mw_model_info_get(m, &info);
     if (st != MW_OK) die("mw_model_info_get", st);
+    if (s.json)
+        printf("{\"engine\":\"memwise\",\"workload\":\"info\",\"version\":\"%s\",\"n_vocab\":%u,"
+               "\"n_layer\":%u,\"kv_bytes_per_token_f16\":%u}\n",
+               mw_version_string(), info.n_vocab, info.n_layer, info.kv_bytes_per_token);
     if (!strcmp(s.workload, "throughput") || !strcmp(s.workload, "all")) workload_throughput(m, info.n_vocab, &s);
     if (!strcmp(s.workload, "prefix") || !strcmp(s.workload, "all")) {
         prefix_run(m, info.n_vocab, &s, 1);
