@@ -14,10 +14,9 @@ prompt cache is off (--cache-ram 0) unless --llama-cache-ram says otherwise.
 
 llama.cpp's KV figures: allocated = slots x the slot context it reports at
 start ("n_ctx_slot") x bytes per token (F16, the model's geometry); in use =
-for every slot, the tokens its cache holds after its request (prompt +
-generated - 1, as the server's "stop processing: n_tokens" says) x bytes per
-token. It has no way to share one slot's cells with another, so that is what
-it holds while all of them run. Its process anonymous memory
+for every slot, the tokens its cache holds after its request (the server's
+"tokens_cached": prompt + generated - 1) x bytes per token. Its server shares
+no cells between slots, so that is what it holds while all of them run. Its process anonymous memory
 (/proc/PID/smaps_rollup) is sampled every 50 ms.
 
 Standard library only. Skips (exit 0, with a message) when llama-server is absent.
@@ -255,14 +254,15 @@ def llama_prefix(args, info):
         res = concurrently([lambda p=p: srv.complete(p, args.tail_tokens, cache_prompt=True) for p in prompts])
         secs = time.monotonic() - t0
         time.sleep(0.1)
-        held = sum(r["tokens_evaluated"] + r["tokens_predicted"] - 1 for r, _ in res)
+        # tokens each slot's cache holds: the server's own "tokens_cached"
+        # (prompt + generated - 1), or that sum where it does not report it
+        held = sum(r.get("tokens_cached", r["tokens_evaluated"] + r["tokens_predicted"] - 1) for r, _ in res)
         ideal = bpt * (args.prefix_tokens + n * 2 * args.tail_tokens)
         return {"engine": "llama.cpp", "workload": "prefix", "requests": n, "seconds": secs,
                 "kv_in_use_peak_bytes": held * bpt, "kv_ideal_bytes": ideal, "kv_in_use_over_ideal": held * bpt / ideal,
                 "kv_allocated_bytes": srv.n_slots * srv.n_ctx_slot * bpt, "n_ctx_slot": srv.n_ctx_slot,
                 "process_anon_start_bytes": srv.anon_start, "process_anon_before_bytes": anon_before,
-                "process_anon_peak_bytes": srv.anon_peak,
-                "prompt_tokens_cached": sum(r.get("tokens_cached", 0) for r, _ in res)}
+                "process_anon_peak_bytes": srv.anon_peak, "tokens_held": held}
     finally:
         srv.stop()
 
