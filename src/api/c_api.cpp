@@ -340,6 +340,9 @@ MW_API void mw_engine_options_init(mw_engine_options* opts) {
     opts->kv_type = MW_KV_F16;
     opts->max_batch_tokens = 512;
     opts->memory_budget_bytes = 0;
+    opts->prefix_cache = 1;
+    opts->preempt_mode = MW_PREEMPT_RECOMPUTE;
+    opts->spill_dir = nullptr;
 }
 
 namespace {
@@ -350,13 +353,20 @@ mw::EngineOptions engine_options_from(const mw_engine_options* opts) {
     if (o.n_ctx > (1u << 22)) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_ctx " + std::to_string(o.n_ctx) + " too large");
     if (o.max_sequences > 4096 || o.kv_block_tokens > 1024 || o.max_batch_tokens > 65536)
         mw::fail(MW_ERR_INVALID_ARGUMENT, "max_sequences, kv_block_tokens or max_batch_tokens out of range");
-    if (o.kv_type != MW_KV_F16 && o.kv_type != MW_KV_F32)
+    if (o.kv_type != MW_KV_F16 && o.kv_type != MW_KV_F32 && o.kv_type != MW_KV_Q8_0)
         mw::fail(MW_ERR_INVALID_ARGUMENT, "kv_type " + std::to_string(o.kv_type) + " is not a mw_kv_type");
+    if (o.prefix_cache != 0 && o.prefix_cache != 1)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "prefix_cache must be 0 or 1, not " + std::to_string(o.prefix_cache));
+    if (o.preempt_mode != MW_PREEMPT_RECOMPUTE && o.preempt_mode != MW_PREEMPT_SPILL)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "preempt_mode " + std::to_string(o.preempt_mode) + " is not a mw_preempt_mode");
     eo.n_threads = (int32_t)o.n_threads;
     eo.n_ctx = (int32_t)o.n_ctx;
     eo.max_sequences = (int32_t)o.max_sequences;
     eo.kv_block_tokens = (int32_t)o.kv_block_tokens;
-    eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : mw::KvType::F16;
+    eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : o.kv_type == MW_KV_Q8_0 ? mw::KvType::Q8_0 : mw::KvType::F16;
+    eo.prefix_cache = o.prefix_cache != 0;
+    eo.preempt_spill = o.preempt_mode == MW_PREEMPT_SPILL;
+    if (o.spill_dir) eo.spill_dir = o.spill_dir;
     eo.max_batch_tokens = (int32_t)o.max_batch_tokens;
     eo.memory_budget_bytes = o.memory_budget_bytes;
     return eo;
@@ -434,6 +444,41 @@ MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* rep
     });
 }
 
+MW_API mw_status mw_engine_stats(const mw_engine* engine, mw_stats* stats) {
+    return guarded([&] {
+        check_handle(engine, "engine");
+        if (!stats || stats->struct_size < sizeof(uint32_t))
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "stats is NULL or stats->struct_size not set");
+        const mw::EngineStats e = engine->engine->stats();
+        mw_stats r;
+        std::memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        r.queued = e.queued;
+        r.running = e.running;
+        r.kv_blocks_total = e.kv_blocks_total;
+        r.kv_blocks_used = e.kv_blocks_used;
+        r.kv_blocks_cached = e.kv_blocks_cached;
+        r.kv_blocks_free = e.kv_blocks_free;
+        r.requests_submitted = e.requests_submitted;
+        r.requests_finished = e.sched.requests_finished;
+        r.steps = e.sched.steps;
+        r.prompt_tokens_computed = e.sched.prompt_tokens;
+        r.generated_tokens = e.sched.generated_tokens;
+        r.prompt_tokens_per_second = e.sched.prompt_tps;
+        r.generated_tokens_per_second = e.sched.generated_tps;
+        r.prefix_cache_hits = e.sched.prefix_hits;
+        r.prefix_cache_misses = e.sched.prefix_misses;
+        const uint64_t lookups = e.sched.prefix_hits + e.sched.prefix_misses;
+        r.prefix_cache_hit_rate = lookups ? (double)e.sched.prefix_hits / (double)lookups : 0.0;
+        r.preemptions = e.sched.preemptions;
+        r.spill_bytes_written = e.sched.spill_bytes;
+        r.spill_failures = e.sched.spill_failures;
+        const size_t n = std::min<size_t>(stats->struct_size, sizeof r);
+        std::memcpy(stats, &r, n);
+        stats->struct_size = (uint32_t)n;
+    });
+}
+
 MW_API void mw_engine_destroy(mw_engine* engine) {
     if (!engine || !unregister_handle(engine)) return;
     delete engine;  // joins the engine thread; running requests finish as cancelled
@@ -457,58 +502,102 @@ MW_API void mw_request_options_init(mw_request_options* opts) {
     opts->seed = MW_SEED_RANDOM;
 }
 
+namespace {
+// Builds a request from validated options (the prompt tokenized here, on the
+// caller's thread). A request may outlive its engine (the caller owns the
+// handle), so it lives on the process heap, not on the engine's.
+std::shared_ptr<mw::Request> request_from(const mw::Engine& engine, const mw_request_options& o,
+                                          const std::vector<int32_t>* prompt) {
+    auto r = std::make_shared<mw::Request>();
+    if (prompt) r->prompt = *prompt;
+    r->sampling.temperature = o.temperature;
+    r->sampling.top_k = o.top_k;
+    r->sampling.top_p = o.top_p;
+    r->sampling.min_p = o.min_p;
+    r->sampling.repeat_penalty = o.repeat_penalty;
+    r->sampling.repeat_last_n = o.repeat_last_n;
+    r->sampling.seed = o.seed == MW_SEED_RANDOM ? ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}()
+                                                : o.seed;
+    r->max_tokens = o.max_tokens;
+    r->ignore_eos = o.ignore_eos != 0;
+    r->priority = o.priority;
+    for (size_t i = 0; i < o.n_stop; i++) {
+        if (!o.stop[i].data && o.stop[i].len) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is NULL");
+        if (o.stop[i].len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is empty");
+        r->stops.emplace_back(o.stop[i].data, o.stop[i].len);
+    }
+    r->callback = o.callback;
+    r->user_data = o.user_data;
+    (void)engine;
+    return r;
+}
+
+// Checks the options and returns the prompt's tokens.
+std::vector<int32_t> prompt_from(const mw::Engine& engine, const mw_request_options* opts, mw_request_options* out) {
+    if (!opts) mw::fail(MW_ERR_INVALID_ARGUMENT, "options are NULL (the prompt is required)");
+    const mw_request_options o = read_options(opts, mw_request_options_init, "mw_request_options");
+    *out = o;
+    const bool has_text = o.prompt != nullptr || o.prompt_len > 0;
+    const bool has_tokens = o.prompt_tokens != nullptr || o.n_prompt_tokens > 0;
+    if (has_text == has_tokens)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, has_text ? "give either prompt text or prompt tokens, not both"
+                                                   : "empty prompt: give prompt text or prompt tokens");
+    if ((has_text && !o.prompt) || (has_tokens && !o.prompt_tokens))
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "prompt pointer is NULL with a non-zero length");
+    if (o.n_stop && !o.stop) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop is NULL with n_stop > 0");
+    if (has_text) {
+        if (o.prompt_len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
+        return engine.model().tokenizer().encode(std::string_view(o.prompt, o.prompt_len), o.add_special != 0,
+                                                 o.parse_special != 0);
+    }
+    return std::vector<int32_t>(o.prompt_tokens, o.prompt_tokens + o.n_prompt_tokens);
+}
+}  // namespace
+
 MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw_request** out_request) {
     return guarded([&] {
         if (!out_request) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_request is NULL");
         *out_request = nullptr;
         check_handle(engine, "engine");
-        if (!opts) mw::fail(MW_ERR_INVALID_ARGUMENT, "options are NULL (the prompt is required)");
-        const mw_request_options o = read_options(opts, mw_request_options_init, "mw_request_options");
-        const bool has_text = o.prompt != nullptr || o.prompt_len > 0;
-        const bool has_tokens = o.prompt_tokens != nullptr || o.n_prompt_tokens > 0;
-        if (has_text == has_tokens)
-            mw::fail(MW_ERR_INVALID_ARGUMENT, has_text ? "give either prompt text or prompt tokens, not both"
-                                                       : "empty prompt: give prompt text or prompt tokens");
-        if ((has_text && !o.prompt) || (has_tokens && !o.prompt_tokens))
-            mw::fail(MW_ERR_INVALID_ARGUMENT, "prompt pointer is NULL with a non-zero length");
-        if (o.n_stop && !o.stop) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop is NULL with n_stop > 0");
-
-        // A request may outlive its engine (the caller owns the handle), so it
-        // lives on the process heap, not on the engine's.
-        auto r = std::make_shared<mw::Request>();
-        const mw::Model& m = engine->engine->model();
-        if (has_text) {
-            if (o.prompt_len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
-            r->prompt = m.tokenizer().encode(std::string_view(o.prompt, o.prompt_len), o.add_special != 0,
-                                             o.parse_special != 0);
-        } else {
-            r->prompt.assign(o.prompt_tokens, o.prompt_tokens + o.n_prompt_tokens);
-        }
-        r->sampling.temperature = o.temperature;
-        r->sampling.top_k = o.top_k;
-        r->sampling.top_p = o.top_p;
-        r->sampling.min_p = o.min_p;
-        r->sampling.repeat_penalty = o.repeat_penalty;
-        r->sampling.repeat_last_n = o.repeat_last_n;
-        r->sampling.seed = o.seed == MW_SEED_RANDOM ? ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}()
-                                                    : o.seed;
-        r->max_tokens = o.max_tokens;
-        r->ignore_eos = o.ignore_eos != 0;
-        r->priority = o.priority;
-        for (size_t i = 0; i < o.n_stop; i++) {
-            if (!o.stop[i].data && o.stop[i].len) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is NULL");
-            if (o.stop[i].len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is empty");
-            r->stops.emplace_back(o.stop[i].data, o.stop[i].len);
-        }
-        r->callback = o.callback;
-        r->user_data = o.user_data;
-
+        mw_request_options o;
+        const std::vector<int32_t> prompt = prompt_from(*engine->engine, opts, &o);
+        auto r = request_from(*engine->engine, o, &prompt);
         auto h = std::make_unique<mw_request>();
         h->request = r;
         r->handle = h.get();
         engine->engine->submit(r);
         register_handle(h.get());
         *out_request = h.release();
+    });
+}
+
+MW_API mw_status mw_submit_n(mw_engine* engine, const mw_request_options* opts, uint32_t n,
+                             mw_request** out_requests) {
+    return guarded([&] {
+        if (!out_requests) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_requests is NULL");
+        for (uint32_t i = 0; i < n; i++) out_requests[i] = nullptr;
+        check_handle(engine, "engine");
+        if (n == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "n must be at least 1");
+        if (n > (uint32_t)engine->engine->plan().max_sequences)
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "n = " + std::to_string(n) + " completions exceed the engine's max_sequences " +
+                                                  std::to_string(engine->engine->plan().max_sequences));
+        mw_request_options o;
+        const std::vector<int32_t> prompt = prompt_from(*engine->engine, opts, &o);
+        std::vector<std::shared_ptr<mw::Request>> rs;
+        std::vector<std::unique_ptr<mw_request>> hs;
+        for (uint32_t i = 0; i < n; i++) {
+            mw_request_options oi = o;
+            if (o.seed != MW_SEED_RANDOM) oi.seed = o.seed + i;  // completion i samples with seed + i
+            rs.push_back(request_from(*engine->engine, oi, &prompt));
+            hs.push_back(std::make_unique<mw_request>());
+            hs.back()->request = rs.back();
+            rs.back()->handle = hs.back().get();
+        }
+        engine->engine->submit_group(rs);
+        for (uint32_t i = 0; i < n; i++) {
+            register_handle(hs[i].get());
+            out_requests[i] = hs[i].release();
+        }
     });
 }
 

@@ -17,6 +17,10 @@ struct BatchToken {
     // a whole-prompt pass uses, even when the prompt arrives in chunks that
     // share steps with other sequences (so results never depend on them).
     bool prompt = false;
+    // A generated token run again after its sequence was preempted (recompute):
+    // its attention takes the single-token order it had when it was first
+    // decoded, even inside a run of several tokens, so its K/V come out the same.
+    bool decode = false;
 };
 
 struct Batch {

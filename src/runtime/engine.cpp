@@ -3,6 +3,7 @@
 #include "base/error.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace mw {
 
@@ -24,7 +25,7 @@ EnginePlan plan_engine(const ModelConfig& c, const EngineOptions& o) {
     p.kv_type = o.kv_type;
     p.max_batch_tokens = std::max(o.max_batch_tokens, p.max_sequences);  // a decode token for every sequence
     p.block_bytes = KvCache::block_bytes_for(c, p.kv_type, p.block_tokens);
-    p.scratch_bytes = Executor::scratch_bytes_for(c, p.max_batch_tokens, p.max_sequences, p.n_ctx, p.n_threads);
+    p.scratch_bytes = Executor::scratch_bytes_for(c, p.max_batch_tokens, p.max_sequences, p.n_ctx, p.n_threads, p.kv_type);
     const int32_t blocks_per_seq = (p.n_ctx + p.block_tokens - 1) / p.block_tokens;
     if (o.memory_budget_bytes == 0) {
         p.n_blocks = blocks_per_seq * p.max_sequences;
@@ -48,8 +49,16 @@ Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& opts) : 
     kv_ = std::make_unique<KvCache>(model_->config(), plan_.kv_type, plan_.block_tokens, plan_.n_blocks);
     pool_ = std::make_unique<ThreadPool>(plan_.n_threads);
     exec_ = std::make_unique<Executor>(model_, *kv_, *pool_, plan_.max_batch_tokens, plan_.max_sequences, plan_.n_ctx);
+    SchedulerOptions so;
+    so.prefix_cache = opts.prefix_cache;
+    so.spill = opts.preempt_spill;
+    so.spill_dir = opts.spill_dir;
+    if (so.spill_dir.empty()) {
+        const char* tmp = std::getenv("TMPDIR");
+        so.spill_dir = tmp && *tmp ? tmp : "/tmp";
+    }
     sched_ = std::make_unique<Scheduler>(model_, *kv_, *exec_, plan_.n_ctx, plan_.max_sequences, plan_.max_batch_tokens,
-                                         &heap_);
+                                         so, &heap_);
     thread_ = std::thread(&Engine::loop, this);
 }
 
@@ -62,37 +71,70 @@ Engine::~Engine() {
     thread_.join();
 }
 
-void Engine::submit(const std::shared_ptr<Request>& r) {
+void Engine::validate(const Request& r) const {
     const ModelConfig& c = model_->config();
-    if (r->prompt.empty()) fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
-    for (size_t i = 0; i < r->prompt.size(); i++) {
-        const int32_t id = r->prompt[i];
+    if (r.prompt.empty()) fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
+    for (size_t i = 0; i < r.prompt.size(); i++) {
+        const int32_t id = r.prompt[i];
         if (id < 0 || id >= c.n_vocab)
             fail(MW_ERR_INVALID_ARGUMENT, "prompt token " + std::to_string(i) + ": id " + std::to_string(id) +
                                               " out of range [0, " + std::to_string(c.n_vocab) + ")");
     }
-    const char* bad = validate_sampling(r->sampling);
+    const char* bad = validate_sampling(r.sampling);
     if (bad && *bad) fail(MW_ERR_INVALID_ARGUMENT, bad);
-    const uint64_t total = (uint64_t)r->prompt.size() + r->max_tokens;
-    if (r->prompt.size() >= (size_t)plan_.n_ctx || total > (uint64_t)plan_.n_ctx)
-        fail(MW_ERR_CONTEXT_OVERFLOW, "prompt of " + std::to_string(r->prompt.size()) + " tokens plus max_tokens " +
-                                          std::to_string(r->max_tokens) + " exceeds the context of " +
+    if (r.priority < -kMaxPriority || r.priority > kMaxPriority)
+        fail(MW_ERR_INVALID_ARGUMENT, "priority " + std::to_string(r.priority) + " out of range [" +
+                                          std::to_string(-kMaxPriority) + ", " + std::to_string(kMaxPriority) + "]");
+    const uint64_t total = (uint64_t)r.prompt.size() + r.max_tokens;
+    if (r.prompt.size() >= (size_t)plan_.n_ctx || total > (uint64_t)plan_.n_ctx)
+        fail(MW_ERR_CONTEXT_OVERFLOW, "prompt of " + std::to_string(r.prompt.size()) + " tokens plus max_tokens " +
+                                          std::to_string(r.max_tokens) + " exceeds the context of " +
                                           std::to_string(plan_.n_ctx) + " tokens");
-    const uint64_t blocks = (std::min<uint64_t>(r->max_tokens ? total : (uint64_t)plan_.n_ctx, (uint64_t)plan_.n_ctx) +
+    const uint64_t blocks = (std::min<uint64_t>(r.max_tokens ? total : (uint64_t)plan_.n_ctx, (uint64_t)plan_.n_ctx) +
                              plan_.block_tokens - 1) / plan_.block_tokens;
     if (blocks > (uint64_t)plan_.n_blocks)
-        fail(MW_ERR_BUDGET, "request needs " + std::to_string(blocks) + " KV blocks; the pool holds " +
+        fail(MW_ERR_BUDGET, "request needs " + std::to_string(blocks) + " KV blocks; the whole pool holds " +
                                 std::to_string(plan_.n_blocks));
+}
+
+void Engine::submit(const std::shared_ptr<Request>& r) { submit_group({r}); }
+
+void Engine::submit_group(const std::vector<std::shared_ptr<Request>>& rs) {
+    if (rs.empty()) fail(MW_ERR_INVALID_ARGUMENT, "n must be at least 1");
+    if (rs.size() > (size_t)plan_.max_sequences)
+        fail(MW_ERR_INVALID_ARGUMENT, "n = " + std::to_string(rs.size()) + " completions exceed the engine's max_sequences " +
+                                          std::to_string(plan_.max_sequences));
+    for (const auto& r : rs) validate(*r);
+    auto group = rs.size() > 1 ? std::make_shared<ForkGroup>() : nullptr;
+    const auto now = std::chrono::steady_clock::now();
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_) fail(MW_ERR_STATE, "engine is shutting down");
-        r->arrival = arrivals_++;
-        // Higher priority first, then arrival order.
-        auto pos = std::find_if(waiting_.begin(), waiting_.end(),
-                                [&](const std::shared_ptr<Request>& w) { return w->priority < r->priority; });
-        waiting_.insert(pos, r);
+        for (const auto& r : rs) {
+            r->arrival = arrivals_++;
+            r->submitted = now;
+            r->group = group;
+            waiting_.push_back(r);  // admission picks by priority (with aging), then arrival
+        }
     }
     wake_.notify_all();
+}
+
+EngineStats Engine::stats() const {
+    EngineStats st;
+    st.sched = sched_->stats();
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        st.queued = (uint32_t)waiting_.size();
+        st.requests_submitted = arrivals_;
+    }
+    st.queued += st.sched.preempted_waiting;
+    st.running = st.sched.running;
+    st.kv_blocks_total = (uint32_t)kv_->n_blocks();
+    st.kv_blocks_free = (uint32_t)kv_->n_free();
+    st.kv_blocks_cached = (uint32_t)kv_->n_cached();
+    st.kv_blocks_used = st.kv_blocks_total - st.kv_blocks_free - st.kv_blocks_cached;
+    return st;
 }
 
 EngineMemory Engine::memory() const {
@@ -102,10 +144,10 @@ EngineMemory Engine::memory() const {
     m.weights_resident = memory::resident_bytes(f.base(), f.file_size());
     m.kv_reserved = kv_->total_bytes();
     m.kv_resident = kv_->resident_bytes();
-    const uint64_t n_free = (uint64_t)kv_->n_free();
+    const uint64_t n_free = (uint64_t)kv_->n_free(), n_cached = (uint64_t)kv_->n_cached();
     m.kv_free = n_free * kv_->block_bytes();
-    m.kv_used = ((uint64_t)kv_->n_blocks() - n_free) * kv_->block_bytes();
-    m.kv_cached = 0;  // no prefix cache yet: free blocks hold nothing reusable
+    m.kv_cached = n_cached * kv_->block_bytes();
+    m.kv_used = ((uint64_t)kv_->n_blocks() - n_free - n_cached) * kv_->block_bytes();
     m.activations_reserved = exec_->arena().reserved();
     m.activations_high_water = exec_->arena().resident();
     m.scratch = heap_.live_bytes() + model_->tokenizer().memory_bytes();
@@ -152,6 +194,7 @@ void Engine::loop() {
         }
         // Events are delivered outside the lock: a callback may submit again.
         for (auto& r : cancelled) deliver_cancelled(*r);
+        sched_->count_finished(cancelled.size());
         cancelled.clear();
         if (stopping) break;
         try {

@@ -16,7 +16,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace mw {
 
@@ -28,6 +30,20 @@ struct EngineOptions {
     KvType kv_type = KvType::F16;
     int32_t max_batch_tokens = 512;
     uint64_t memory_budget_bytes = 0;  // 0 = enough for max_sequences full contexts
+    bool prefix_cache = true;
+    bool preempt_spill = false;        // preemption spills K/V to spill_dir (else recomputes)
+    std::string spill_dir;             // empty = $TMPDIR or /tmp
+};
+
+// Priorities a request may have (higher first); beyond is MW_ERR_INVALID_ARGUMENT.
+constexpr int32_t kMaxPriority = 1000;
+
+// Serving counters (see mw_stats in the public header).
+struct EngineStats {
+    uint32_t queued = 0, running = 0;
+    uint32_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0, kv_blocks_free = 0;
+    uint64_t requests_submitted = 0;
+    SchedulerStats sched;
 };
 
 // What an engine with these options would allocate (computed without allocating).
@@ -60,6 +76,9 @@ public:
 
     // Validates (throws mw::Error) and queues. r->prompt must be set.
     void submit(const std::shared_ptr<Request>& r);
+    // Queues the n completions of one prompt (all or none) as a fork group.
+    void submit_group(const std::vector<std::shared_ptr<Request>>& rs);
+    EngineStats stats() const;
 
     const EnginePlan& plan() const { return plan_; }
     const Model& model() const { return *model_; }
@@ -68,6 +87,7 @@ public:
 
 private:
     void loop();
+    void validate(const Request& r) const;
 
     memory::Heap heap_;  // first: outlives everything allocated from it
     std::shared_ptr<const Model> model_;
@@ -77,7 +97,7 @@ private:
     std::unique_ptr<Executor> exec_;
     std::unique_ptr<Scheduler> sched_;
 
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<std::shared_ptr<Request>> waiting_;
     uint64_t arrivals_ = 0;

@@ -11,12 +11,21 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <memory_resource>
 #include <mutex>
 #include <string>
 #include <vector>
 
 namespace mw {
+
+struct Sequence;
+
+// The n requests of one mw_submit_n: the first member admitted computes the
+// prompt; the others fork from it (sharing its prompt blocks) once it has.
+struct ForkGroup {
+    Sequence* leader = nullptr;  // engine thread only: the member computing or holding the prompt
+};
 
 struct RequestEvent {
     int32_t kind = MW_EVENT_TOKEN;
@@ -44,6 +53,8 @@ public:
     bool ignore_eos = false;
     int32_t priority = 0;
     uint64_t arrival = 0;         // submission order
+    std::chrono::steady_clock::time_point submitted;  // for aging in admission
+    std::shared_ptr<ForkGroup> group;  // mw_submit_n members; null otherwise
     std::vector<std::string> stops;
     mw_event_callback callback = nullptr;
     void* user_data = nullptr;
