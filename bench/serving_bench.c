@@ -13,7 +13,8 @@
  *   another on an engine of one sequence. Figure: generated tokens / wall time.
  * prefix: --prefix-requests requests submitted at once, sharing a prompt prefix
  *   of --prefix-tokens, each adding --tail-tokens distinct tokens and
- *   generating --tail-tokens. The KV blocks held by sequences are sampled from
+ *   generating --tail-tokens; again with the first request submitted ahead
+ *   (the others arrive when it produced its first token, its prompt computed). The KV blocks held by sequences are sampled from
  *   mw_engine_stats every millisecond; the peak is set against the ideal (one
  *   prefix + each request's own tokens), with the prefix cache on and off.
  * latency: --background requests decode; then one request with a prompt of
@@ -349,7 +350,9 @@ static void workload_throughput(mw_model* m, uint32_t n_vocab, const settings* s
 
 /* ---- shared prefix memory ------------------------------------------------ */
 
-static void prefix_run(mw_model* m, uint32_t n_vocab, const settings* s, int prefix_cache) {
+/* stagger: the first request runs alone until its first token (its prompt's
+ * blocks are computed), then the others arrive; otherwise all arrive at once. */
+static void prefix_run(mw_model* m, uint32_t n_vocab, const settings* s, int prefix_cache, int stagger) {
     const unsigned n = s->prefix_requests;
     const unsigned n_prompt = s->prefix_tokens + s->tail_tokens;
     uint64_t block_bytes = 0;
@@ -377,7 +380,14 @@ static void prefix_run(mw_model* m, uint32_t n_vocab, const settings* s, int pre
     get_memory(e, &mem0);
     run_init(&run);
     t0 = now_s();
-    for (i = 0; i < n; i++) reqs[i] = submit(e, prompts[i], n_prompt, s->tail_tokens, &ctx[i], &run);
+    for (i = 0; i < n; i++) {
+        reqs[i] = submit(e, prompts[i], n_prompt, s->tail_tokens, &ctx[i], &run);
+        while (stagger && i == 0 && locked_read(&run, &run.started) == 0) {
+            get_stats(e, &st);
+            if (st.kv_blocks_used > peak_blocks) peak_blocks = st.kv_blocks_used;
+            sleep_ms(1);
+        }
+    }
     /* Sample while they run: blocks every millisecond (cheap), the memory
      * report (mincore, /proc) every 50th time. */
     while (locked_read(&run, &run.finished) < n) {
@@ -400,13 +410,13 @@ static void prefix_run(mw_model* m, uint32_t n_vocab, const settings* s, int pre
     ideal = bytes_per_token * (s->prefix_tokens + (double)n * (s->tail_tokens + s->tail_tokens));
     peak = (double)peak_blocks * (double)block_bytes;
     if (s->json) {
-        printf("{\"engine\":\"memwise\",\"workload\":\"prefix\",\"prefix_cache\":%d,\"requests\":%u,"
+        printf("{\"engine\":\"memwise\",\"workload\":\"prefix\",\"prefix_cache\":%d,\"stagger\":%d,\"requests\":%u,"
                "\"prefix_tokens\":%u,\"tail_tokens\":%u,\"gen_tokens\":%u,\"threads\":%u,\"seconds\":%.4f,"
                "\"kv_bytes_per_token\":%.1f,\"kv_in_use_peak_bytes\":%.0f,\"kv_ideal_bytes\":%.0f,"
                "\"kv_in_use_over_ideal\":%.4f,\"kv_reserved_bytes\":%llu,\"kv_resident_peak_bytes\":%llu,"
                "\"process_anon_before_bytes\":%llu,\"process_anon_peak_bytes\":%llu,"
                "\"prefix_cache_hits\":%llu,\"prefix_cache_misses\":%llu,\"prompt_tokens_computed\":%llu}\n",
-               prefix_cache, n, s->prefix_tokens, s->tail_tokens, s->tail_tokens, s->threads, t1 - t0,
+               prefix_cache, stagger, n, s->prefix_tokens, s->tail_tokens, s->tail_tokens, s->threads, t1 - t0,
                bytes_per_token, peak, ideal, peak / ideal, (unsigned long long)mem.kv_reserved_bytes,
                (unsigned long long)peak_kv_resident, (unsigned long long)mem0.process_anonymous_bytes,
                (unsigned long long)peak_anon,
@@ -414,8 +424,8 @@ static void prefix_run(mw_model* m, uint32_t n_vocab, const settings* s, int pre
                (unsigned long long)(end.prefix_cache_misses - st0.prefix_cache_misses),
                (unsigned long long)(end.prompt_tokens_computed - st0.prompt_tokens_computed));
     } else {
-        printf("shared prefix (prefix_cache=%d): %u requests, prefix %u + %u own + %u generated, %.2f s\n",
-               prefix_cache, n, s->prefix_tokens, s->tail_tokens, s->tail_tokens, t1 - t0);
+        printf("shared prefix (prefix_cache=%d, %s): %u requests, prefix %u + %u own + %u generated, %.2f s\n",
+               prefix_cache, stagger ? "the first one ahead" : "all at once", n, s->prefix_tokens, s->tail_tokens, s->tail_tokens, t1 - t0);
         printf("  KV in use, peak  %8.1f MiB  (%u blocks of %u tokens)\n", peak / 1048576.0, peak_blocks,
                block_tokens);
         printf("  ideal            %8.1f MiB  (one prefix + %u tails)  ratio %.2fx\n", ideal / 1048576.0, n,
@@ -636,8 +646,9 @@ int main(int argc, char** argv) {
                mw_version_string(), info.n_vocab, info.n_layer, info.kv_bytes_per_token);
     if (!strcmp(s.workload, "throughput") || !strcmp(s.workload, "all")) workload_throughput(m, info.n_vocab, &s);
     if (!strcmp(s.workload, "prefix") || !strcmp(s.workload, "all")) {
-        prefix_run(m, info.n_vocab, &s, 1);
-        prefix_run(m, info.n_vocab, &s, 0);
+        prefix_run(m, info.n_vocab, &s, 1, 0);
+        prefix_run(m, info.n_vocab, &s, 1, 1);
+        prefix_run(m, info.n_vocab, &s, 0, 0);
     }
     if (!strcmp(s.workload, "latency") || !strcmp(s.workload, "all")) workload_latency(m, info.n_vocab, &s);
     mw_model_close(m);
