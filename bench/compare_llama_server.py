@@ -355,28 +355,29 @@ def main():
         nonlocal info
         out = run_memwise(args, workload, common + extra)
         info = info or next(r for r in out if r["workload"] == "info")
-        got = [r for r in out if r["workload"] != "info"]
-        rows.extend(got)
-        return got
+        for r in out:
+            if r["workload"] != "info":
+                add(r)
+
+    def add(row):
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)  # progress, and the raw figures
 
     for rep in range(args.repeat):
         if "throughput" in workloads:
             for n in conc:
                 mw("throughput", ["--concurrency", str(n), "--sequential-max", str(args.sequential_max)])
-                rows.append(llama_throughput(args, info, n))
-                print(f"[{rep}] throughput {n}: done", file=sys.stderr)
+                add(llama_throughput(args, info, n))
         if "prefix" in workloads:
             mw("prefix", ["--prefix-tokens", str(args.prefix_tokens), "--tail-tokens", str(args.tail_tokens),
                           "--prefix-requests", str(args.prefix_requests)])
-            rows.append(llama_prefix(args, info))
-            print(f"[{rep}] prefix: done", file=sys.stderr)
+            add(llama_prefix(args, info))
         if "latency" in workloads:
             mw("latency", ["--long-prompt", str(args.long_prompt), "--background", str(args.background),
                            "--chunk", str(args.chunk)])
             whole = args.long_prompt + args.background + 1
             for batch in (args.chunk, whole):
-                rows.append(llama_latency(args, info, batch))
-            print(f"[{rep}] latency: done", file=sys.stderr)
+                add(llama_latency(args, info, batch))
 
     if args.json:
         with open(args.json, "w") as f:
@@ -400,21 +401,22 @@ def main():
     if "prefix" in workloads:
         print(f"\nshared prefix: {args.prefix_requests} requests, prefix {args.prefix_tokens} + "
               f"{args.tail_tokens} own + {args.tail_tokens} generated (MiB)")
-        print(f"{'engine':>22} {'KV in use':>10} {'ideal':>7} {'/ideal':>7} {'KV alloc':>9} {'anon peak':>10}")
+        print(f"{'engine':>25} {'KV in use':>10} {'ideal':>7} {'/ideal':>7} {'KV alloc':>9} {'anon peak':>10}")
         lines = []
-        for pc in (1, 0):
-            r = sel("memwise", "prefix", prefix_cache=pc)
-            lines.append((f"memwise prefix_cache={pc}", median_of(r, "kv_in_use_peak_bytes"),
-                          median_of(r, "kv_ideal_bytes"), median_of(r, "kv_resident_peak_bytes"),
-                          median_of(r, "process_anon_peak_bytes")))
+        for pc, stagger, name in ((1, 0, "memwise, all at once"), (1, 1, "memwise, first ahead"),
+                                  (0, 0, "memwise, no prefix cache")):
+            r = sel("memwise", "prefix", prefix_cache=pc, stagger=stagger)
+            lines.append((name, median_of(r, "kv_in_use_peak_bytes"), median_of(r, "kv_ideal_bytes"),
+                          median_of(r, "kv_resident_peak_bytes"), median_of(r, "process_anon_peak_bytes")))
         r = sel("llama.cpp", "prefix")
         lines.append(("llama.cpp", median_of(r, "kv_in_use_peak_bytes"), median_of(r, "kv_ideal_bytes"),
                       median_of(r, "kv_allocated_bytes"), median_of(r, "process_anon_peak_bytes")))
         for name, used, ideal, alloc, anon in lines:
-            print(f"{name:>22} {used / MIB:>10.1f} {ideal / MIB:>7.1f} {used / ideal:>6.2f}x {alloc / MIB:>9.1f} "
+            print(f"{name:>25} {used / MIB:>10.1f} {ideal / MIB:>7.1f} {used / ideal:>6.2f}x {alloc / MIB:>9.1f} "
                   f"{anon / MIB:>10.1f}")
-        print(f"llama.cpp KV in use / memwise (prefix cache on): {lines[2][1] / lines[0][1]:.2f}x; "
-              f"allocated / memwise in use: {lines[2][3] / lines[0][1]:.2f}x")
+        for m in lines[:2]:
+            print(f"llama.cpp KV in use / {m[0]}: {lines[3][1] / m[1]:.2f}x; "
+                  f"llama.cpp allocated / it: {lines[3][3] / m[1]:.2f}x")
         print("(memwise 'KV alloc' is the pool's resident pages; llama.cpp's is its slot caches, allocated at start)")
     if "latency" in workloads:
         print(f"\nlatency: one request with a {args.long_prompt}-token prompt (64 generated) arriving while "
