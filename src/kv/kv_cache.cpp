@@ -59,6 +59,7 @@ KvCache::KvCache(const ModelConfig& config, KvType type, int32_t block_tokens, i
     for (int32_t b = n_blocks - 1; b >= 0; b--) free_.push_back(b);
     ref_.assign(nb, 0);
     published_.assign(nb, 0);
+    ready_.assign(nb, 0);
     hash_.assign(nb, 0);
     parent_.assign(nb, 0);
     tokens_.assign(nb * (size_t)block_tokens, 0);
@@ -95,6 +96,7 @@ void KvCache::unpublish(int32_t b) {
     auto it = index_.find(hash_[(size_t)b]);
     if (it != index_.end() && it->second == b) index_.erase(it);
     published_[(size_t)b] = 0;
+    ready_[(size_t)b] = 0;
 }
 
 int32_t KvCache::alloc_block() {
@@ -116,7 +118,7 @@ int32_t KvCache::alloc_block() {
 
 void KvCache::retain(int32_t b) {
     if (ref_[(size_t)b]++ == 0) {
-        if (!published_[(size_t)b]) fail(MW_ERR_INTERNAL, "retain of a free KV block");
+        if (!ready_[(size_t)b]) fail(MW_ERR_INTERNAL, "retain of a free KV block");
         lru_remove(b);
     }
 }
@@ -124,6 +126,7 @@ void KvCache::retain(int32_t b) {
 void KvCache::release_block(int32_t b) {
     if (ref_[(size_t)b] <= 0) fail(MW_ERR_INTERNAL, "release of an unowned KV block");
     if (--ref_[(size_t)b] > 0) return;
+    unclaim(b);  // never computed: nothing to keep
     if (published_[(size_t)b]) {
         lru_push_back(b);
     } else {
@@ -177,13 +180,23 @@ int32_t KvCache::lookup(uint64_t hash, uint64_t parent, const int32_t* tokens) c
     return b;
 }
 
-void KvCache::publish(int32_t b, uint64_t hash, uint64_t parent, const int32_t* tokens) {
+void KvCache::claim(int32_t b, uint64_t hash, uint64_t parent, const int32_t* tokens) {
     if (published_[(size_t)b] || index_.count(hash)) return;
     published_[(size_t)b] = 1;
+    ready_[(size_t)b] = 0;
     hash_[(size_t)b] = hash;
     parent_[(size_t)b] = parent;
     std::memcpy(&tokens_[(size_t)b * block_tokens_], tokens, (size_t)block_tokens_ * sizeof(int32_t));
     index_.emplace(hash, b);
+}
+
+void KvCache::publish(int32_t b, uint64_t hash, uint64_t parent, const int32_t* tokens) {
+    claim(b, hash, parent, tokens);
+    if (published_[(size_t)b] && hash_[(size_t)b] == hash) ready_[(size_t)b] = 1;
+}
+
+void KvCache::unclaim(int32_t b) {
+    if (published_[(size_t)b] && !ready_[(size_t)b]) unpublish(b);
 }
 
 void KvCache::quantize_q8_0(const float* src, uint8_t* dst, int32_t n) {

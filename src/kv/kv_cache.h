@@ -13,8 +13,8 @@
 // block's tokens); when its last owner lets go it stays cached, in LRU order,
 // and is reclaimed only when the pool has no free block left. A block's state:
 //   free    ref 0, not published       (on the free stack)
-//   cached  ref 0, published           (on the LRU list, findable by lookup)
-//   used    ref >= 1, published or not
+//   cached  ref 0, published, ready    (on the LRU list, findable by lookup)
+//   used    ref >= 1, published (claimed or ready) or not
 // Engine thread only, except the counters (atomics) read by stats.
 #pragma once
 
@@ -77,14 +77,24 @@ public:
     void release(BlockTable& table);
 
     // ---- prefix index ----
+    // A full prompt block is indexed under its chain hash as soon as a
+    // sequence claims it (admission), so that sequences arriving while it is
+    // being computed share it too; it becomes ready once its K/V are written.
     // Hash of a full block given its parent's hash (0 for the first block).
     static uint64_t chain_hash(uint64_t parent, const int32_t* tokens, int32_t n);
-    // The published block with this chain (tokens compared, not just the hash),
-    // or -1. Does not retain it.
+    // The indexed block with this chain (tokens compared, not just the hash),
+    // ready or not, or -1. Does not retain it.
     int32_t lookup(uint64_t hash, uint64_t parent, const int32_t* tokens) const;
-    // Publishes a block that holds the K/V of block_tokens tokens. No-op when
-    // the block is already published or another block has the same chain.
+    // Indexes a block its owner is about to compute. No-op when the chain is
+    // already indexed (by another block) or the block already is.
+    void claim(int32_t block, uint64_t hash, uint64_t parent, const int32_t* tokens);
+    // Marks a block's K/V complete: ready (indexing it first when the chain is free).
     void publish(int32_t block, uint64_t hash, uint64_t parent, const int32_t* tokens);
+    // Its claimer will not compute it after all: drop a not-ready block from the index.
+    void unclaim(int32_t block);
+    bool ready(int32_t block) const { return ready_[(size_t)block] != 0; }
+    // Indexed but not yet computed: some sequence is computing it.
+    bool pending(int32_t block) const { return published_[(size_t)block] && !ready_[(size_t)block]; }
 
     // Row of K (or V) for a position of a sequence in a layer.
     uint8_t* k_row(const BlockTable& t, int32_t layer, int32_t pos) const { return row(t, layer, pos, 0); }
@@ -120,7 +130,8 @@ private:
     std::vector<int32_t> free_;  // stack of free blocks
     std::vector<int32_t> ref_;
     // Publication: hash, parent hash and tokens of each published block.
-    std::vector<uint8_t> published_;
+    std::vector<uint8_t> published_;  // in the index
+    std::vector<uint8_t> ready_;      // in the index and computed
     std::vector<uint64_t> hash_, parent_;
     std::vector<int32_t> tokens_;  // n_blocks * block_tokens
     std::unordered_map<uint64_t, int32_t> index_;

@@ -14,10 +14,11 @@ namespace {
 
 int32_t blocks_for(int32_t tokens, int32_t block_tokens) { return (tokens + block_tokens - 1) / block_tokens; }
 
-// Priority plus one level per 100 ms spent waiting since submission.
+// Priority plus one level per 10 ms spent waiting since submission: across the
+// whole range [-1000, 1000] a request waits at most 20 s for its turn.
 int64_t effective_priority(const Request& r, std::chrono::steady_clock::time_point now) {
     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - r.submitted).count();
-    return (int64_t)r.priority + waited / 100;
+    return (int64_t)r.priority + waited / 10;
 }
 
 }  // namespace
@@ -76,6 +77,8 @@ bool Scheduler::place_fork(Sequence& s, const Sequence& leader) {
     }
     if (!kv_.reserve(s.table, s.n_prompt)) fail(MW_ERR_INTERNAL, "KV blocks counted but not available");
     s.n_past = keep;
+    s.n_published = shared;
+    s.own_from = shared;
     return true;
 }
 
@@ -83,6 +86,8 @@ bool Scheduler::restore_spill(Sequence& s) {
     const int32_t T = (int32_t)s.tokens.size();
     if (kv_.n_available() < blocks_for(T, kv_.block_tokens())) return false;
     if (!kv_.reserve(s.table, T)) fail(MW_ERR_INTERNAL, "KV blocks counted but not available");
+    s.own_from = 0;
+    s.n_published = 0;
     std::vector<int32_t> blocks(s.table.blocks.begin(),
                                 s.table.blocks.begin() + blocks_for(s.spill_tokens, kv_.block_tokens()));
     try {
@@ -106,19 +111,25 @@ bool Scheduler::place(Sequence& s) {
     if (g && g->leader && g->leader != &s && !g->leader->preempted && g->leader->n_past >= s.n_prompt - 1)
         return place_fork(s, *g->leader);
 
-    // Prefix cache: leading full prompt blocks someone already computed (never
-    // the block of the last token to compute: its logits are needed).
+    // Prefix cache: leading full prompt blocks that are cached or being
+    // computed by a running sequence (never the block of the last token to
+    // compute: its logits are needed).
+    const bool use_cache = opts_.prefix_cache && s.n_prompt > 1;
+    if (use_cache && s.block_hash.empty()) {
+        uint64_t parent = 0;
+        for (int32_t i = 0; (i + 1) * B <= s.n_prompt; i++) {
+            parent = KvCache::chain_hash(parent, s.tokens.data() + (size_t)i * B, B);
+            s.block_hash.push_back(parent);
+        }
+    }
+    auto parent_of = [&](int32_t i) { return i == 0 ? 0 : s.block_hash[(size_t)i - 1]; };
     std::vector<int32_t> hit;
-    uint64_t parent = 0;
-    if (opts_.prefix_cache && s.n_prompt > 1) {
+    if (use_cache) {
         const int32_t max_hit = (std::min(s.n_prompt, T) - 1) / B;
         for (int32_t i = 0; i < max_hit; i++) {
-            const int32_t* toks = s.tokens.data() + (size_t)i * B;
-            const uint64_t h = KvCache::chain_hash(parent, toks, B);
-            const int32_t b = kv_.lookup(h, parent, toks);
+            const int32_t b = kv_.lookup(s.block_hash[(size_t)i], parent_of(i), s.tokens.data() + (size_t)i * B);
             if (b < 0) break;
             hit.push_back(b);
-            parent = h;
         }
     }
     int32_t cached_hits = 0;  // hits now sitting unowned in the LRU: taking them uses up available blocks
@@ -133,13 +144,17 @@ bool Scheduler::place(Sequence& s) {
         s.table.blocks.push_back(b);
     }
     if (!kv_.reserve(s.table, T)) fail(MW_ERR_INTERNAL, "KV blocks counted but not available");
-    s.n_past = (int32_t)hit.size() * B;
-    s.n_hashed = (int32_t)hit.size();
-    s.last_hash = parent;
-    if (!s.started && opts_.prefix_cache && s.n_prompt > 1) {
+    s.own_from = (int32_t)hit.size();
+    // Claim the full prompt blocks this sequence computes, so that sequences
+    // admitted meanwhile share them instead of computing them again.
+    for (int32_t i = s.own_from; i < (int32_t)s.block_hash.size() && use_cache; i++)
+        kv_.claim(s.table.blocks[(size_t)i], s.block_hash[(size_t)i], parent_of(i), s.tokens.data() + (size_t)i * B);
+    s.n_past = 0;
+    s.n_published = 0;
+    if (!s.started && use_cache) {
         std::lock_guard<std::mutex> lock(stats_mutex_);
         stats_.prefix_hits += hit.size();
-        stats_.prefix_misses += (uint64_t)(s.n_prompt / B) - hit.size();
+        stats_.prefix_misses += s.block_hash.size() - hit.size();
     }
     return true;
 }
@@ -225,10 +240,8 @@ void Scheduler::preempt(Sequence& s) {
             stats_.spill_failures++;
         }
     }
-    kv_.release(s.table);
+    release_table(s);
     s.n_past = 0;
-    s.n_hashed = 0;
-    s.last_hash = 0;
     s.preempted = true;
     const auto& g = s.request->group;
     if (g && g->leader == &s) g->leader = nullptr;
@@ -268,7 +281,7 @@ void Scheduler::finish(Sequence& s, int32_t reason, mw_status status, const std:
     ev.n_generated_tokens = (uint32_t)s.n_generated;
     if (reason == MW_FINISH_ERROR) ev.text = message;
     else if (reason != MW_FINISH_STOP_STRING && reason != MW_FINISH_CANCELLED) s.text.flush(&ev.text);
-    kv_.release(s.table);
+    release_table(s);
     drop_spill(s);
     const auto& g = s.request->group;
     if (g && g->leader == &s) g->leader = nullptr;
@@ -312,16 +325,35 @@ void Scheduler::after_logits(Sequence& s, float* logits) {
     else if ((int32_t)s.tokens.size() >= s.limit) finish(s, MW_FINISH_CONTEXT, MW_OK, "");
 }
 
+void Scheduler::release_table(Sequence& s) {
+    // Blocks it claimed but did not finish computing leave the index, so a
+    // sequence sharing them computes them itself instead of waiting.
+    for (size_t i = (size_t)s.own_from; i < s.table.blocks.size(); i++) kv_.unclaim(s.table.blocks[i]);
+    kv_.release(s.table);
+    s.own_from = 0;
+    s.n_published = 0;
+}
+
 void Scheduler::publish_blocks(Sequence& s) {
-    if (!opts_.prefix_cache || s.n_prompt < 2) return;
     const int32_t B = kv_.block_tokens();
-    const int32_t full = std::min(s.n_past, s.n_prompt) / B;
-    for (; s.n_hashed < full; s.n_hashed++) {
-        const int32_t* toks = s.tokens.data() + (size_t)s.n_hashed * B;
-        const uint64_t h = KvCache::chain_hash(s.last_hash, toks, B);
-        kv_.publish(s.table.blocks[(size_t)s.n_hashed], h, s.last_hash, toks);
-        s.last_hash = h;
+    const int32_t full = std::min(std::min(s.n_past, s.n_prompt) / B, (int32_t)s.block_hash.size());
+    for (; s.n_published < full; s.n_published++) {
+        const int32_t i = s.n_published;
+        kv_.publish(s.table.blocks[(size_t)i], s.block_hash[(size_t)i], i == 0 ? 0 : s.block_hash[(size_t)i - 1],
+                    s.tokens.data() + (size_t)i * B);
     }
+}
+
+int32_t Scheduler::computable(Sequence& s) {
+    const int32_t B = kv_.block_tokens();
+    const int32_t last = (int32_t)s.tokens.size() - 1;  // always computed here: its logits are needed
+    while (s.n_past % B == 0 && s.n_past + B <= last && kv_.ready(s.table.blocks[(size_t)(s.n_past / B)])) {
+        s.n_past += B;
+        s.n_published = std::max(s.n_published, s.n_past / B);
+    }
+    for (int32_t i = s.n_past / B; i < s.own_from; i++)
+        if (kv_.pending(s.table.blocks[(size_t)i])) return std::max(0, i * B - s.n_past);
+    return (int32_t)s.tokens.size() - s.n_past;
 }
 
 bool Scheduler::step() {
@@ -373,7 +405,8 @@ bool Scheduler::step() {
     });
     for (Sequence* s : prefilling) {
         if (budget <= 0) break;
-        add(*s, std::min(budget, (int32_t)s->tokens.size() - s->n_past));
+        const int32_t n = std::min(budget, computable(*s));
+        if (n > 0) add(*s, n);
     }
     if (batch_.tokens.empty()) return false;
 

@@ -41,8 +41,9 @@ struct Sequence {
     uint64_t admitted = 0;             // admission order (the latest is preempted first)
     bool preempted = false;
     bool started = false;              // admitted at least once (prefix stats count once)
-    int32_t n_hashed = 0;              // leading full prompt blocks whose chain hash is known
-    uint64_t last_hash = 0;            // chain hash of block n_hashed - 1
+    std::vector<uint64_t> block_hash;  // chain hash of each full prompt block (prefix cache on)
+    int32_t n_published = 0;           // leading blocks known computed (published or shared ready)
+    int32_t own_from = 0;              // table blocks from here on were allocated for this sequence
     std::string spill_path;            // while spilled: the file holding spill_tokens tokens of K/V
     int32_t spill_tokens = 0;
     Sampler sampler;
@@ -76,7 +77,7 @@ public:
     int32_t tokens_needed(const Request& r) const;
     // Moves sequences into running while sequence slots and KV blocks allow:
     // preempted ones and requests from waiting (which the caller guards),
-    // best first by priority (plus one per 100 ms waited, so none starves),
+    // best first by priority (plus one per 10 ms waited, so none starves),
     // then arrival. Stops at the first that does not fit (no overtaking).
     void admit(std::deque<std::shared_ptr<Request>>& waiting);
     bool idle() const { return running_.empty() && preempted_.empty(); }
@@ -103,8 +104,12 @@ private:
     void preempt(Sequence& s);
     // Makes room for every decoding sequence's next token, preempting as needed.
     void grow_tables();
-    // Chain-hashes and publishes the full prompt blocks s has computed.
+    // Marks the full prompt blocks s has computed as ready in the prefix index.
     void publish_blocks(Sequence& s);
+    // Tokens s can compute now from n_past: skips blocks others have computed,
+    // stops before a shared block another sequence is still computing.
+    int32_t computable(Sequence& s);
+    void release_table(Sequence& s);
     void drop_spill(Sequence& s);
     void count_tokens(uint64_t prompt, uint64_t generated);
     void publish_stats();
