@@ -389,11 +389,11 @@ static void prefix_run(mw_model* m, uint32_t n_vocab, const settings* s, int pre
         }
     }
     /* Sample while they run: blocks every millisecond (cheap), the memory
-     * report (mincore, /proc) every 50th time. */
+     * report (mincore, /proc) every 250th time. */
     while (locked_read(&run, &run.finished) < n) {
         get_stats(e, &st);
         if (st.kv_blocks_used > peak_blocks) peak_blocks = st.kv_blocks_used;
-        if (polls++ % 50 == 0) {
+        if (polls++ % 250 == 0) {
             get_memory(e, &mem);
             if (mem.process_anonymous_bytes > peak_anon) peak_anon = mem.process_anonymous_bytes;
             if (mem.kv_resident_bytes > peak_kv_resident) peak_kv_resident = mem.kv_resident_bytes;
