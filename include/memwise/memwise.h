@@ -461,6 +461,143 @@ MW_API mw_status mw_request_cancel(mw_request* request);
  * Any later use of the handle returns MW_ERR_INVALID_ARGUMENT. */
 MW_API void mw_request_release(mw_request* request);
 
+/* ------------------------------------------------------------------------ */
+/* Evaluation and distillation export                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Window convention (llama.cpp's llama-perplexity): the text is tokenized with
+ * BOS (as the model's metadata says; special tokens are not parsed) and cut
+ * into n_tokens / n_ctx windows of n_ctx tokens, each run from an empty KV
+ * cache with its first token replaced by BOS. Only the second half of a window
+ * is scored: the predictions at positions n_ctx/2 .. n_ctx-2, each with at
+ * least n_ctx/2 tokens of context. Distributions are the model's full softmax
+ * (no sampling). See docs/COMPRESSION.md. */
+
+typedef struct mw_eval_options {
+    uint32_t struct_size;   /* sizeof(mw_eval_options) */
+    uint32_t n_ctx;         /* window length; 0 = 512, or the training context when smaller.
+                               Against an export: 0 or the export's own. */
+    uint32_t n_threads;     /* 0 = number of physical cores */
+    uint32_t max_windows;   /* 0 = every full window of the text */
+} mw_eval_options;
+
+MW_API void mw_eval_options_init(mw_eval_options* opts);
+
+typedef struct mw_eval_result {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_eval_result) */
+    uint32_t n_ctx;             /* window length used */
+    uint64_t n_tokens;          /* tokens of the text (with BOS) */
+    uint64_t n_windows;
+    uint64_t n_scored;          /* predictions scored */
+    double nll_mean;            /* mean negative log-likelihood of the next token, nats */
+    double perplexity;          /* exp(nll_mean) */
+    /* With a reference (a model or an export); 0 otherwise. */
+    int32_t has_ref;
+    int32_t ref_is_export;      /* 1: KL is the top-K + remainder approximation (a lower bound) */
+    double ref_perplexity;
+    double ln_ppl_ratio;        /* ln(perplexity / ref_perplexity) */
+    double kl_mean;             /* mean KL(ref || model), nats */
+    double kl_p99;              /* 99th percentile of the per-position KL */
+    double kl_max;
+    double top1_agreement;      /* fraction of positions where both argmax tokens agree
+                                   (llama.cpp's "Same top p") */
+    double delta_p_rms;         /* RMS of p_model(next token) - p_ref(next token) */
+    double ref_min_topk_mass;   /* export only: smallest probability mass its top K held */
+    double seconds;             /* wall time of the evaluation */
+} mw_eval_result;
+
+/* Perplexity of model over text[0..text_len); with ref (NULL for none), also
+ * the divergence of model's next-token distributions from ref's. ref must have
+ * the same vocabulary (same tokenizer). opts may be NULL. Blocks until done;
+ * uses n_threads threads of its own. Errors: MW_ERR_INVALID_ARGUMENT (NULL or
+ * empty text, text shorter than one window, vocabularies differ, bad options),
+ * MW_ERR_OUT_OF_MEMORY. Thread-safe (models are shared read-only). */
+MW_API mw_status mw_eval(const mw_model* model, const mw_model* ref, const char* text, size_t text_len,
+                         const mw_eval_options* opts, mw_eval_result* result);
+
+/* Like mw_eval against a distillation export (mw_distill_export) instead of a
+ * teacher model: the export's own windows and tokens are replayed through
+ * model. KL uses the export's top K plus one bucket for the remaining mass.
+ * Errors: MW_ERR_IO (cannot open), MW_ERR_FORMAT (not an export, truncated,
+ * corrupt), MW_ERR_INVALID_ARGUMENT (vocabulary differs from the teacher's,
+ * n_ctx differs from the export's). */
+MW_API mw_status mw_eval_export(const mw_model* model, const char* export_path, const mw_eval_options* opts,
+                                mw_eval_result* result);
+
+typedef struct mw_distill_options {
+    uint32_t struct_size;       /* sizeof(mw_distill_options) */
+    uint32_t n_ctx;             /* window length; 0 = as mw_eval */
+    uint32_t n_threads;         /* 0 = number of physical cores */
+    uint32_t max_windows;       /* 0 = every full window of the text */
+    uint32_t top_k;             /* tokens kept per position, 1 .. min(n_vocab, 4096); default 32 */
+    int32_t compression_level;  /* zstd level 1 .. 19; default 3 */
+} mw_distill_options;
+
+MW_API void mw_distill_options_init(mw_distill_options* opts);
+
+/* What an export file holds (its header). */
+typedef struct mw_distill_info {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_distill_info) */
+    uint32_t version;           /* format version (1) */
+    uint32_t n_vocab;
+    uint32_t top_k;
+    uint32_t n_ctx;             /* window length */
+    uint32_t first_scored;      /* first scored position of a window (n_ctx / 2) */
+    uint32_t n_scored;          /* scored positions per window (n_ctx - 1 - n_ctx/2) */
+    int32_t bos;                /* token put at each window's start, -1 for none */
+    uint64_t n_windows;
+    uint64_t n_records;         /* n_windows * n_scored */
+    uint64_t n_text_tokens;     /* tokens of the whole text */
+    uint64_t vocab_hash;        /* identity of the teacher's vocabulary */
+    uint64_t file_bytes;
+    char architecture[32];      /* the teacher's (NUL-terminated) */
+    char model_name[96];
+    char tokenizer_model[16];
+    char tokenizer_pre[32];
+} mw_distill_info;
+
+/* Runs teacher over text[0..text_len) and writes its top-K next-token
+ * log-probabilities (and the remaining mass) at every scored position to
+ * out_path: a zstd-compressed, streamable file (docs/COMPRESSION.md). The file
+ * is written under a temporary name and renamed, so out_path never holds a
+ * partial file. info (may be NULL) receives the header written. Errors:
+ * MW_ERR_INVALID_ARGUMENT (empty or too-short text, top_k or level out of
+ * range), MW_ERR_IO (cannot write). Thread-safe. */
+MW_API mw_status mw_distill_export(const mw_model* teacher, const char* text, size_t text_len, const char* out_path,
+                                   const mw_distill_options* opts, mw_distill_info* info);
+
+/* Streaming reader of an export file: one window in memory at a time. */
+typedef struct mw_distill_reader mw_distill_reader;
+
+/* One scored position. Pointers are owned by the reader and valid until the
+ * next mw_distill_reader_next or mw_distill_reader_close on it. */
+typedef struct mw_distill_record {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_distill_record) */
+    uint32_t top_k;
+    uint64_t window;            /* window index */
+    uint32_t position;          /* position in the window of the prediction */
+    int32_t next_token;         /* the token that actually follows */
+    float next_logprob;         /* its teacher log-probability */
+    float rest_mass;            /* teacher probability outside the top K */
+    const int32_t* ids;         /* top_k token ids, most probable first */
+    const float* logprobs;      /* their teacher log-probabilities (natural log) */
+    const int32_t* context;     /* the window's tokens 0 .. position: the model input */
+    uint32_t n_context;         /* position + 1 */
+} mw_distill_record;
+
+/* Opens an export and checks its header. Errors: MW_ERR_IO, MW_ERR_FORMAT.
+ * Close with mw_distill_reader_close(). One thread at a time per reader. */
+MW_API mw_status mw_distill_reader_open(const char* path, mw_distill_reader** out_reader);
+/* Fills *info from the header (the caller sets info->struct_size). */
+MW_API mw_status mw_distill_reader_info(const mw_distill_reader* reader, mw_distill_info* info);
+/* Reads the next record in file order: *has_record = 1 and *record filled, or
+ * *has_record = 0 at the end (after checking the file's trailer). Errors:
+ * MW_ERR_FORMAT for a truncated or corrupt file (the reader then stays at its
+ * error). */
+MW_API mw_status mw_distill_reader_next(mw_distill_reader* reader, mw_distill_record* record, int32_t* has_record);
+/* Closes the file and frees the reader. Accepts NULL. */
+MW_API void mw_distill_reader_close(mw_distill_reader* reader);
+
 #ifdef __cplusplus
 }
 #endif
