@@ -479,6 +479,10 @@ typedef struct mw_eval_options {
                                Against an export: 0 or the export's own. */
     uint32_t n_threads;     /* 0 = number of physical cores */
     uint32_t max_windows;   /* 0 = every full window of the text */
+    /* Optional: called on the calling thread after each window with the
+       windows done and the windows in all (for progress reports). */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);
+    void* progress_user_data;
 } mw_eval_options;
 
 MW_API void mw_eval_options_init(mw_eval_options* opts);
@@ -531,6 +535,8 @@ typedef struct mw_distill_options {
     uint32_t max_windows;       /* 0 = every full window of the text */
     uint32_t top_k;             /* tokens kept per position, 1 .. min(n_vocab, 4096); default 32 */
     int32_t compression_level;  /* zstd level 1 .. 19; default 3 */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);  /* as in mw_eval_options */
+    void* progress_user_data;
 } mw_distill_options;
 
 MW_API void mw_distill_options_init(mw_distill_options* opts);

@@ -32,6 +32,11 @@ mw::eval::EvalOptions eval_options_from(const mw_eval_options* opts) {
     e.n_ctx = to_i32(o.n_ctx, "n_ctx");
     e.n_threads = to_i32(o.n_threads, "n_threads");
     e.max_windows = to_i32(o.max_windows, "max_windows");
+    if (o.progress) {
+        auto fn = o.progress;
+        void* user = o.progress_user_data;
+        e.progress = [fn, user](int64_t done, int64_t total) { fn(user, (uint64_t)done, (uint64_t)total); };
+    }
     return e;
 }
 
@@ -145,6 +150,11 @@ MW_API mw_status mw_distill_export(const mw_model* teacher, const char* text, si
         e.max_windows = to_i32(o.max_windows, "max_windows");
         e.top_k = to_i32(o.top_k, "top_k");
         e.compression_level = o.compression_level;
+        if (o.progress) {
+            auto fn = o.progress;
+            void* user = o.progress_user_data;
+            e.progress = [fn, user](int64_t done, int64_t total) { fn(user, (uint64_t)done, (uint64_t)total); };
+        }
         const mw::eval::ExportSummary s =
             mw::eval::distill_export(teacher->model, std::string(text, text_len), out_path, e);
         if (info) fill_info(s.header, s.file_bytes, info);
