@@ -230,6 +230,29 @@ example)
     "$EXAMPLE" "$TMP/nope.gguf" "x" >/dev/null 2>"$TMP/e2.err" && fail "example succeeded on a missing file"
     grep -q "mw_model_open" "$TMP/e2.err" || fail "example error lacks the call name"
     ;;
+eval)
+    require_model stories260K.gguf
+    TEXT="$MEMWISE_TEST_DATA/english.txt"
+    expect_usage_help eh eval --help
+    expect_usage_help dh distill-export --help
+    run_mw e1 eval "$MODEL" --text "$TEXT" --ref "$MODEL" --ctx 64 -t 2 --json
+    [ "$RC" -eq 0 ] || fail "eval exited $RC: $(cat "$TMP/e1.err")"
+    grep -q '"kl_mean": 0,' "$TMP/e1.out" || fail "KL of a model against itself is not 0: $(cat "$TMP/e1.out")"
+    grep -q '"top1_agreement": 1,' "$TMP/e1.out" || fail "self top-1 agreement is not 1: $(cat "$TMP/e1.out")"
+    run_mw d1 distill-export "$MODEL" --text "$TEXT" --top-k 8 --ctx 64 -t 2 "$TMP/x.mwdx"
+    [ "$RC" -eq 0 ] && [ -s "$TMP/x.mwdx" ] || fail "distill-export exited $RC: $(cat "$TMP/d1.err")"
+    run_mw e2 eval "$MODEL" --ref-export "$TMP/x.mwdx" -t 2
+    [ "$RC" -eq 0 ] || fail "eval --ref-export exited $RC: $(cat "$TMP/e2.err")"
+    grep -q "KL mean: *0.000000" "$TMP/e2.out" || fail "KL against its own export is not 0: $(cat "$TMP/e2.out")"
+    expect_error m1 "missing --text" eval "$MODEL"
+    : >"$TMP/empty.txt"
+    expect_error m2 "empty" eval "$MODEL" --text "$TMP/empty.txt"
+    expect_error m3 "top-k 513 is out of range" distill-export "$MODEL" --text "$TEXT" --top-k 513 "$TMP/y.mwdx"
+    [ ! -e "$TMP/y.mwdx" ] || fail "a failed export left $TMP/y.mwdx"
+    expect_error m4 "missing --top-k" distill-export "$MODEL" --text "$TEXT" "$TMP/y.mwdx"
+    head -c 300 "$TMP/x.mwdx" >"$TMP/cut.mwdx"
+    expect_error m5 "MW_ERR_FORMAT" eval "$MODEL" --ref-export "$TMP/cut.mwdx"
+    ;;
 *)
     fail "unknown case '$CASE'"
     ;;
