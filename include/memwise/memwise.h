@@ -604,6 +604,106 @@ MW_API mw_status mw_distill_reader_next(mw_distill_reader* reader, mw_distill_re
 /* Closes the file and frees the reader. Accepts NULL. */
 MW_API void mw_distill_reader_close(mw_distill_reader* reader);
 
+/* ------------------------------------------------------------------------ */
+/* Compression: quantization and structured pruning                          */
+/* ------------------------------------------------------------------------ */
+
+/* Both functions read a GGUF model file and write a new one under a temporary
+ * name renamed into place: out_path never holds a partial file, also on
+ * error. They block, use n_threads threads of their own, and are thread-safe.
+ * See docs/COMPRESSION.md for the methods and measured results. */
+
+typedef struct mw_quantize_options {
+    uint32_t struct_size;       /* sizeof(mw_quantize_options) */
+    const char* type;           /* target type: "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K",
+                                   "F16", "BF16" or "F32" (case-insensitive). May be NULL
+                                   when target_size or target_bpw is set. */
+    const char* calib_path;     /* calibration text (UTF-8 file): importance-weighted
+                                   quantization; NULL = plain round-to-nearest */
+    uint32_t n_ctx;             /* calibration window; 0 = min(256, training context) */
+    uint32_t calib_tokens;      /* tokens of the calibration text used; default 4096, 0 = all */
+    uint64_t target_size;       /* mixed precision: output file size budget in bytes (0 = off) */
+    double target_bpw;          /* mixed precision: bits per weight of the 2-D tensors (0 = off) */
+    uint32_t sens_tokens;       /* mixed precision: tokens the sensitivity is measured on; default 512 */
+    uint32_t n_threads;         /* 0 = hardware threads */
+    /* Optional, called on the calling thread: progress(done, total) per
+       tensor (per measurement in mixed precision), and log(line) with one
+       NUL-terminated line per tensor, fallback and warning. */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);
+    void (*log)(void* user_data, const char* line);
+    void* user_data;
+} mw_quantize_options;
+
+MW_API void mw_quantize_options_init(mw_quantize_options* opts);
+
+typedef struct mw_quantize_result {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_quantize_result) */
+    uint32_t n_tensors;         /* tensors written */
+    uint32_t n_quantized;       /* 2-D tensors converted */
+    uint32_t n_fallback;        /* tensors whose rows did not fit the target's block and got
+                                   another type (named by the log callback) */
+    int32_t requantized;        /* 1: the input was already quantized (errors add up) */
+    int32_t mixed;              /* 1: mixed precision */
+    uint64_t in_bytes;          /* input file size */
+    uint64_t out_bytes;         /* output file size */
+    uint64_t calib_tokens;      /* tokens the statistics came from (0: no calibration) */
+    double predicted_kl;        /* mixed precision: sum of the per-tensor KL of the chosen types */
+} mw_quantize_result;
+
+/* Quantizes every 2-D weight of in_path to opts->type (1-D tensors are copied)
+ * and writes out_path. Rows whose width is not a multiple of the type's block
+ * get the closest type that fits (Q4_K -> Q4_1 -> F16, Q5_K/Q6_K -> Q8_0 ->
+ * F16, Q4_0/Q4_1/Q8_0 -> F16), counted in n_fallback. With calib_path, block
+ * scales minimise the error weighted by each input column's mean squared
+ * activation on that text. With target_size or target_bpw (needs calib_path),
+ * each tensor gets its own type under the budget, the most sensitive ones (by
+ * measured KL) at higher precision. result may be NULL. Errors:
+ * MW_ERR_INVALID_ARGUMENT (unknown type, no type and no budget, empty
+ * calibration text, budget too small, out_path == in_path), MW_ERR_IO (cannot
+ * read or write a file), MW_ERR_FORMAT (malformed model), MW_ERR_UNSUPPORTED
+ * (architecture or input tensor type). */
+MW_API mw_status mw_quantize(const char* in_path, const char* out_path, const mw_quantize_options* opts,
+                             mw_quantize_result* result);
+
+typedef struct mw_prune_options {
+    uint32_t struct_size;       /* sizeof(mw_prune_options) */
+    float ffn_keep;             /* fraction of FFN channels kept, in (0, 1]; default 1 */
+    float heads_keep;           /* fraction of KV groups (with their query heads) kept, in (0, 1]; default 1 */
+    const char* calib_path;     /* calibration text; required unless random */
+    int32_t per_layer;          /* 1: rank across layers (layers keep different widths) */
+    uint32_t round;             /* kept FFN widths are multiples of this; default 32 (256 for K-quants) */
+    int32_t random;             /* 1: random ranking with seed (a baseline for comparisons) */
+    uint64_t seed;
+    uint32_t n_ctx;             /* calibration window; 0 = min(256, training context) */
+    uint32_t calib_tokens;      /* default 4096, 0 = all */
+    uint32_t n_threads;         /* 0 = hardware threads */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);  /* calibration tokens */
+    void (*log)(void* user_data, const char* line);                    /* one line per layer */
+    void* user_data;
+} mw_prune_options;
+
+MW_API void mw_prune_options_init(mw_prune_options* opts);
+
+typedef struct mw_prune_result {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_prune_result) */
+    uint32_t n_layer;
+    uint64_t in_bytes, out_bytes;
+    uint64_t params_in, params_out;
+    uint64_t ffn_channels_in, ffn_channels_out;  /* summed over layers */
+    uint64_t heads_in, heads_out;                /* query heads summed over layers */
+    uint64_t calib_tokens;
+} mw_prune_result;
+
+/* Removes the least important FFN channels and KV groups of in_path (ranked by
+ * their activation-weighted contribution to the residual stream on the
+ * calibration text) and writes out_path with per-layer head counts and FFN
+ * widths in its metadata; memwise loads and runs it. result may be NULL.
+ * Errors: MW_ERR_INVALID_ARGUMENT (a fraction outside (0, 1], no or empty
+ * calibration text, round 0, out_path == in_path), MW_ERR_IO, MW_ERR_FORMAT,
+ * MW_ERR_UNSUPPORTED. */
+MW_API mw_status mw_prune(const char* in_path, const char* out_path, const mw_prune_options* opts,
+                          mw_prune_result* result);
+
 #ifdef __cplusplus
 }
 #endif

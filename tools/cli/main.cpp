@@ -21,6 +21,8 @@ const Command kCommands[] = {
     {"bench", cli::cmd_bench, "measure load time, prefill and decode speed, peak memory"},
     {"eval", cli::cmd_eval, "perplexity; KL and top-1 agreement against a teacher or an export"},
     {"distill-export", cli::cmd_distill_export, "write a teacher's top-K next-token distributions for distillation"},
+    {"quantize", cli::cmd_quantize, "quantize a model: one type, importance-weighted, or mixed precision"},
+    {"prune", cli::cmd_prune, "remove the least important FFN channels and attention heads"},
 };
 
 void print_usage(FILE* f) {
