@@ -670,12 +670,14 @@ typedef struct mw_prune_options {
     float ffn_keep;             /* fraction of FFN channels kept, in (0, 1]; default 1 */
     float heads_keep;           /* fraction of KV groups (with their query heads) kept, in (0, 1]; default 1 */
     const char* calib_path;     /* calibration text; required unless random */
-    int32_t per_layer;          /* 1: rank across layers (layers keep different widths) */
+    int32_t per_layer;          /* 1: layers keep different shares, chosen by the KL that pruning
+                                   each layer alone causes (measured) under the same total */
     uint32_t round;             /* kept FFN widths are multiples of this; default 32 (256 for K-quants) */
     int32_t random;             /* 1: random ranking with seed (a baseline for comparisons) */
     uint64_t seed;
     uint32_t n_ctx;             /* calibration window; 0 = min(256, training context) */
     uint32_t calib_tokens;      /* default 4096, 0 = all */
+    uint32_t sens_tokens;       /* per_layer: tokens each layer's sensitivity is measured on; default 512 */
     uint32_t n_threads;         /* 0 = hardware threads */
     void (*progress)(void* user_data, uint64_t done, uint64_t total);  /* calibration tokens */
     void (*log)(void* user_data, const char* line);                    /* one line per layer */

@@ -87,6 +87,7 @@ MW_API void mw_prune_options_init(mw_prune_options* opts) {
     opts->heads_keep = 1.0f;
     opts->round = (uint32_t)d.round;
     opts->calib_tokens = (uint32_t)d.calib_tokens;
+    opts->sens_tokens = (uint32_t)d.sens_tokens;
 }
 
 MW_API mw_status mw_prune(const char* in_path, const char* out_path, const mw_prune_options* opts,
@@ -105,6 +106,7 @@ MW_API mw_status mw_prune(const char* in_path, const char* out_path, const mw_pr
         p.seed = o.seed;
         p.n_ctx = (int32_t)std::min<uint32_t>(o.n_ctx, 1u << 20);
         p.calib_tokens = o.calib_tokens;
+        if (o.sens_tokens) p.sens_tokens = o.sens_tokens;
         p.n_threads = (int32_t)std::min<uint32_t>(o.n_threads, 4096);
         p.log = log_fn(o.log, o.user_data);
         p.progress = progress_fn(o.progress, o.user_data);

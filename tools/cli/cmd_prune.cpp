@@ -26,7 +26,11 @@ static void print_help() {
            "  --ffn-keep F        fraction of FFN channels kept, in (0, 1] (default 1)\n"
            "  --heads-keep H      fraction of KV groups kept, in (0, 1] (default 1)\n"
            "  --calib FILE        calibration text (required unless --random)\n"
-           "  --per-layer         rank across all layers: layers keep different widths\n"
+           "  --per-layer         layers keep different shares: for each layer and width,\n"
+           "                      the KL that pruning only that layer causes is measured on\n"
+           "                      the calibration text, and the widths with the smallest\n"
+           "                      summed KL under the same total are kept\n"
+           "  --sens-tokens N     tokens that measurement uses (default 512)\n"
            "  --round N           kept FFN widths are multiples of N (default 32; use 256\n"
            "                      when the result will be quantized to K-quants)\n"
            "  --random SEED       rank at random instead (the baseline to compare with)\n"
@@ -42,7 +46,7 @@ int cmd_prune(int argc, char** argv) {
     ArgReader a(kCommand, argc, argv);
     std::string in, out, calib;
     float ffn_keep = 1.0f, heads_keep = 1.0f;
-    uint32_t round = 32, calib_tokens = 4096, ctx = 0, threads = 0;
+    uint32_t round = 32, calib_tokens = 4096, ctx = 0, threads = 0, sens = 512;
     uint64_t seed = 0;
     bool per_layer = false, random = false;
     while (a.next()) {
@@ -62,6 +66,7 @@ int cmd_prune(int argc, char** argv) {
         } else if (a.u64("--random", nullptr, &seed)) {
             random = true;
         } else if (a.u32("--calib-tokens", nullptr, &calib_tokens, 0)) {
+        } else if (a.u32("--sens-tokens", nullptr, &sens, 2)) {
         } else if (a.u32("--ctx", "-c", &ctx, 2)) {
         } else if (a.u32("--threads", "-t", &threads, 1)) {
         } else {
@@ -82,6 +87,7 @@ int cmd_prune(int argc, char** argv) {
     o.random = random ? 1 : 0;
     o.seed = seed;
     o.calib_tokens = calib_tokens;
+    o.sens_tokens = sens;
     o.n_ctx = ctx;
     o.n_threads = threads;
     o.log = log_line;

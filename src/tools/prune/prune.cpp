@@ -7,6 +7,7 @@
 #include "quant/quant_weighted.h"
 #include "tools/calibrate/calibration.h"
 #include "tools/calibrate/f32_forward.h"
+#include "tools/quantize/mixed_plan.h"
 #include "tools/quantize/quantize.h"
 
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <set>
@@ -63,6 +65,63 @@ std::vector<int32_t> allocate(const std::vector<std::vector<float>>& scores, dou
     for (size_t i = 0; i < keep && i < all.size(); i++) count[all[i].second] += 1;
     for (size_t l = 0; l < scores.size(); l++)
         if (!scores[l].empty()) out[l] = fix(count[l], l);
+    return out;
+}
+
+// Per-layer allocation by measured sensitivity: for each layer and each kept
+// count (multiples of `step`), the KL the F32 model shows when only that
+// layer loses its least important units (FFN: their gate rows zeroed, so
+// silu(0) * up = 0; heads: their attn_output columns zeroed). The counts are
+// then chosen with the mixed-precision planner (units in place of bytes)
+// under the total the fraction allows.
+std::vector<int32_t> allocate_measured(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
+                                       const std::vector<std::vector<float>>& ref,
+                                       const std::vector<std::vector<float>>& scores, double fraction, int32_t step,
+                                       bool ffn, const std::function<void(const std::string&)>& log) {
+    const ModelConfig& c = fwd.config();
+    std::vector<PlanTensor> plan;
+    std::vector<size_t> layer_of;
+    uint64_t total = 0;
+    std::vector<int32_t> out(scores.size(), 0);
+    for (size_t l = 0; l < scores.size(); l++) {
+        const int32_t n = (int32_t)scores[l].size();
+        out[l] = n;
+        if (n == 0) continue;
+        total += (uint64_t)n;
+        std::vector<int32_t> order(n);
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return scores[l][(size_t)a] < scores[l][(size_t)b]; });
+        std::vector<float>& w = *fwd.tensor(blk((int)l, ffn ? "ffn_gate.weight" : "attn_output.weight"));
+        const std::vector<float> orig = w;
+        const int64_t E = c.n_embd, hd = c.head_dim, gw = ffn ? 1 : (int64_t)(c.layers[l].n_head / c.layers[l].n_head_kv) * hd;
+        const int64_t n_in = ffn ? E : (int64_t)c.layers[l].n_head * hd;
+        PlanTensor p{std::to_string(l), {}};
+        std::vector<int32_t> counts;
+        for (int32_t k = std::min(step, n); k < n; k += step) counts.push_back(k);
+        counts.push_back(n);
+        for (int32_t k : counts) {
+            w = orig;
+            for (int32_t i = 0; i < n - k; i++) {
+                const int32_t u = order[(size_t)i];
+                if (ffn) std::fill_n(w.begin() + (int64_t)u * E, E, 0.0f);
+                else
+                    for (int64_t r = 0; r < E; r++) std::fill_n(w.begin() + r * n_in + u * gw, gw, 0.0f);
+            }
+            const double kl = k == n ? 0.0 : window_kl(fwd, windows, ref);
+            p.cands.push_back({gguf::TensorType::F32, (uint64_t)k, kl});
+        }
+        w = orig;
+        plan.push_back(std::move(p));
+        layer_of.push_back(l);
+    }
+    const uint64_t budget = (uint64_t)std::llround(fraction * (double)total);
+    const std::vector<size_t> pick = plan_mixed(plan, std::max<uint64_t>(budget, 1));
+    for (size_t i = 0; i < plan.size(); i++) {
+        const Candidate& cnd = plan[i].cands[pick[i]];
+        out[layer_of[i]] = (int32_t)cnd.bytes;
+        log(std::string(ffn ? "FFN" : "heads") + " layer " + plan[i].name + ": keep " + std::to_string(cnd.bytes) +
+            (ffn ? " channels" : " KV groups") + ", measured KL alone " + std::to_string(cnd.loss));
+    }
     return out;
 }
 
@@ -150,9 +209,10 @@ PruneReport prune_model(const std::string& in_path, const std::string& out_path,
 
     CalibStats stats;
     std::vector<std::vector<float>> ffn_score((size_t)L), group_score((size_t)L);
+    std::unique_ptr<F32Forward> fwd;
     if (!opts.random) {
-        F32Forward fwd(*model, n_threads);
-        stats = calibrate(fwd, calibration_windows(*model, calib_text, opts.n_ctx, opts.calib_tokens), opts.progress);
+        fwd = std::make_unique<F32Forward>(*model, n_threads);
+        stats = calibrate(*fwd, calibration_windows(*model, calib_text, opts.n_ctx, opts.calib_tokens), opts.progress);
         rep.calib_tokens = stats.n_tokens;
         ffn_score = stats.ffn_channel;
         group_score = stats.head_group;
@@ -166,14 +226,20 @@ PruneReport prune_model(const std::string& in_path, const std::string& out_path,
         }
     }
 
-    const std::vector<int32_t> ff_keep = allocate(ffn_score, opts.ffn_keep, opts.per_layer, [&](double want, size_t l) {
+    std::vector<int32_t> ff_keep = allocate(ffn_score, opts.ffn_keep, opts.per_layer && opts.random, [&](double want, size_t l) {
         const int32_t width = c.layers[l].n_ff;
         return opts.ffn_keep >= 1.0 ? width : round_width(want, opts.round, width);
     });
-    const std::vector<int32_t> g_keep = allocate(group_score, opts.heads_keep, opts.per_layer, [&](double want, size_t l) {
+    std::vector<int32_t> g_keep = allocate(group_score, opts.heads_keep, opts.per_layer && opts.random, [&](double want, size_t l) {
         const int32_t g = c.layers[l].n_head_kv;
         return opts.heads_keep >= 1.0 ? g : std::clamp((int32_t)std::lround(want), 1, g);
     });
+    if (opts.per_layer && !opts.random) {
+        const auto windows = calibration_windows(*model, calib_text, opts.n_ctx, opts.sens_tokens);
+        const auto ref = window_logits(*fwd, windows);
+        if (opts.ffn_keep < 1.0) ff_keep = allocate_measured(*fwd, windows, ref, ffn_score, opts.ffn_keep, opts.round, true, log);
+        if (opts.heads_keep < 1.0) g_keep = allocate_measured(*fwd, windows, ref, group_score, opts.heads_keep, 1, false, log);
+    }
 
     gguf::Writer w(f.alignment());
     w.copy_metadata(f);

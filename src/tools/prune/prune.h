@@ -5,10 +5,12 @@
 // calibration text (calibration.h), and writes a valid GGUF whose metadata
 // carries the per-layer head counts and FFN widths.
 //
-// Allocation: by default every layer keeps the same fraction. per_layer ranks
-// channels (and groups) of all layers together by the same importance, which
-// measures each one's contribution to the shared residual stream, so layers
-// whose channels matter less give up more. Kept FFN widths are rounded to a
+// Allocation: by default every layer keeps the same fraction. per_layer
+// measures, for every layer and kept count, the KL divergence that pruning
+// only that layer causes on the calibration text (F32 forward), and picks the
+// counts with the smallest summed KL under the same total (greedy, as mixed
+// precision does with bytes). Random ranking with per_layer draws one global
+// random order. Kept FFN widths are rounded to a
 // multiple of `round` (the quantization block: 32, or 256 for K-quants) and
 // every layer keeps at least one group and min(round, width) channels.
 #pragma once
@@ -30,6 +32,7 @@ struct PruneOptions {
     uint64_t seed = 0;
     int32_t n_ctx = 0;
     int64_t calib_tokens = 4096;
+    int64_t sens_tokens = 512;  // per_layer: tokens each layer's sensitivity (KL) is measured on
     int32_t n_threads = 0;
     std::function<void(const std::string&)> log;
     std::function<void(int64_t, int64_t)> progress;  // calibration tokens done / in all

@@ -67,31 +67,41 @@ double mean_kl(const std::vector<float>& p_logits, const std::vector<float>& q_l
 
 }  // namespace
 
+std::vector<std::vector<float>> window_logits(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows) {
+    std::vector<std::vector<float>> ref(windows.size());
+    for (size_t w = 0; w < windows.size(); w++) fwd.forward(windows[w].data(), (int64_t)windows[w].size(), nullptr, &ref[w]);
+    return ref;
+}
+
+double window_kl(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
+                 const std::vector<std::vector<float>>& ref) {
+    const int64_t V = fwd.config().n_vocab;
+    std::vector<float> logits;
+    double kl = 0;
+    int64_t n = 0;
+    for (size_t w = 0; w < windows.size(); w++) {
+        fwd.forward(windows[w].data(), (int64_t)windows[w].size(), nullptr, &logits);
+        const int64_t T = (int64_t)windows[w].size();
+        kl += mean_kl(ref[w], logits, V) * (double)T;
+        n += T;
+    }
+    return n ? kl / (double)n : 0;
+}
+
 void measure_sensitivity(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
                          std::vector<PlanTensor>& tensors,
                          const std::function<void(const std::string&, gguf::TensorType, std::vector<float>&)>& quantize_dequant,
                          const std::function<void(int64_t, int64_t)>& progress) {
-    const int64_t V = fwd.config().n_vocab;
-    std::vector<std::vector<float>> ref(windows.size());
-    for (size_t w = 0; w < windows.size(); w++) fwd.forward(windows[w].data(), (int64_t)windows[w].size(), nullptr, &ref[w]);
+    const std::vector<std::vector<float>> ref = window_logits(fwd, windows);
     int64_t total = 0, done = 0;
     for (const auto& t : tensors) total += (int64_t)t.cands.size();
-    std::vector<float> logits;
     for (auto& t : tensors) {
         std::vector<float>* data = fwd.tensor(t.name);
         if (!data) fail(MW_ERR_INTERNAL, "no F32 copy of tensor '" + t.name + "'");
         const std::vector<float> original = *data;
         for (auto& c : t.cands) {
             quantize_dequant(t.name, c.type, *data);
-            double kl = 0;
-            int64_t n = 0;
-            for (size_t w = 0; w < windows.size(); w++) {
-                fwd.forward(windows[w].data(), (int64_t)windows[w].size(), nullptr, &logits);
-                const int64_t T = (int64_t)windows[w].size();
-                kl += mean_kl(ref[w], logits, V) * (double)T;
-                n += T;
-            }
-            c.loss = n ? kl / (double)n : 0;
+            c.loss = window_kl(fwd, windows, ref);
             *data = original;
             if (progress) progress(++done, total);
         }

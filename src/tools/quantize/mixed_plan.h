@@ -37,6 +37,12 @@ struct PlanTensor {
 // the smallest candidates exceed the budget (the message gives that minimum).
 std::vector<size_t> plan_mixed(const std::vector<PlanTensor>& tensors, uint64_t budget);
 
+// Logits of every window (the reference a modified model is compared with).
+std::vector<std::vector<float>> window_logits(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows);
+// Mean KL(ref || current fwd) per position over the windows, nats.
+double window_kl(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
+                 const std::vector<std::vector<float>>& ref);
+
 // Fills cands[i].loss of every tensor. quantize_dequant(name, type, data) must
 // replace data (the tensor's F32 copy) by its quantized-then-dequantized value.
 void measure_sensitivity(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
