@@ -114,8 +114,11 @@ std::vector<int32_t> allocate_measured(F32Forward& fwd, const std::vector<std::v
         plan.push_back(std::move(p));
         layer_of.push_back(l);
     }
-    const uint64_t budget = (uint64_t)std::llround(fraction * (double)total);
-    const std::vector<size_t> pick = plan_mixed(plan, std::max<uint64_t>(budget, 1));
+    // Every layer keeps at least its smallest candidate, whatever the fraction.
+    uint64_t floor = 0;
+    for (const auto& p : plan) floor += p.cands.front().bytes;
+    const uint64_t budget = std::max<uint64_t>((uint64_t)std::llround(fraction * (double)total), floor);
+    const std::vector<size_t> pick = plan_mixed(plan, budget);
     for (size_t i = 0; i < plan.size(); i++) {
         const Candidate& cnd = plan[i].cands[pick[i]];
         out[layer_of[i]] = (int32_t)cnd.bytes;
