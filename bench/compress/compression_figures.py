@@ -153,13 +153,18 @@ def main():
     if not a.skip_mixed:
         print("\n## Mixed precision at the size of single-type files (importance-weighted encoders)\n")
         print(head)
-        for t in ["Q4_0", "Q4_1", "Q8_0"]:
-            if (t, "calib") not in sizes:
-                continue
-            size = sizes[(t, "calib")][0]
-            out = os.path.join(a.out, f"mw-mixed-{t}.gguf")
+        # At the Q4_0 size there is no choice (every tensor at its smallest
+        # type is that file), so: 3 % above it, and at the Q4_1 and Q8_0 sizes.
+        targets = []
+        if ("Q4_0", "calib") in sizes:
+            targets.append((int(sizes[("Q4_0", "calib")][0] * 1.03), "Q4_0 + 3 %"))
+        for t in ["Q4_1", "Q8_0"]:
+            if (t, "calib") in sizes:
+                targets.append((sizes[(t, "calib")][0], t))
+        for size, what in targets:
+            out = os.path.join(a.out, f"mw-mixed-{size}.gguf")
             p = c.mw("quantize", a.model, out, "--calib", a.calib, "--target-size", str(size), "--threads", str(a.threads))
-            row(f"memwise mixed <= {size} B (size of {t})", out, c, types_used(p.stderr))
+            row(f"memwise mixed <= {size} B ({what})", out, c, types_used(p.stderr))
 
     if not a.skip_prune:
         print("\n## Pruning (F32 results, no quantization)\n")

@@ -171,16 +171,21 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         }
     } else {
         std::vector<PlanTensor> plan;
-        uint64_t fixed = f.data_offset() + 64 * f.tensors().size();  // header + worst-case padding
+        // Bytes in the file: each tensor padded to the alignment; the header is
+        // the input's plus the few keys this tool sets (256 bytes is ample).
+        const uint64_t al = f.alignment();
+        auto padded = [al](uint64_t b) { return (b + al - 1) / al * al; };
+        uint64_t fixed = f.data_offset() + 256;
         uint64_t n_elems = 0;
         for (const auto& t : f.tensors()) {
             if (!is_matrix(t) || !fwd->tensor(t.name)) {
-                fixed += t.n_bytes;
+                fixed += padded(t.n_bytes);
                 continue;
             }
             PlanTensor p{t.name, {}};
             for (TensorType ty : kMixedCandidates)
-                if (fits(ty, t.ne[0])) p.cands.push_back({ty, (t.n_elements / t.ne[0]) * gguf::row_bytes(info(ty), t.ne[0]), 0});
+                if (fits(ty, t.ne[0]))
+                    p.cands.push_back({ty, padded((t.n_elements / t.ne[0]) * gguf::row_bytes(info(ty), t.ne[0])), 0});
             n_elems += t.n_elements;
             plan.push_back(std::move(p));
         }
