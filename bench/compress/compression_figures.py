@@ -111,7 +111,8 @@ def main():
     ap.add_argument("--llama-bin", default="")
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--types", default=",".join(TYPES))
+    ap.add_argument("--types", default="Q4_0,Q4_K,Q8_0")
+    ap.add_argument("--types-late", default="Q4_1,Q5_K,Q6_K,F16,BF16")
     ap.add_argument("--skip-prune", action="store_true")
     ap.add_argument("--skip-mixed", action="store_true")
     a = ap.parse_args()
@@ -130,35 +131,38 @@ def main():
         imatrix = os.path.join(a.out, "imatrix.gguf")
         c.ll("llama-imatrix", "-m", a.model, "-f", a.calib, "-c", str(a.ctx), "-t", str(a.threads), "-nr", "-o", imatrix)
     sizes = {}
-    for t in types:
-        for mode in (["rtn", "calib"] if t not in ("F16", "BF16") else ["rtn"]):
-            out = os.path.join(a.out, f"mw-{t}-{mode}.gguf")
-            args = ["quantize", a.model, out, "--type", t, "--threads", str(a.threads)]
-            if mode == "calib":
-                args += ["--calib", a.calib]
-            p = c.mw(*args)
-            size, m = row(f"memwise {t} {'importance' if mode == 'calib' else 'RTN'}", out, c, types_used(p.stderr))
-            sizes[(t, mode)] = (size, m)
-        if c.llama:
-            for im in ([None, imatrix] if t not in ("F16", "BF16") else [None]):
-                out = os.path.join(a.out, f"ll-{t}-{'imatrix' if im else 'plain'}.gguf")
-                args = (["--imatrix", im] if im else []) + [a.model, out, LLAMA_NAME.get(t, t), str(a.threads)]
-                p = c.ll("llama-quantize", *args, check=False)
-                if p.returncode != 0:
-                    print(f"| llama-quantize {t} | refused | | | | | | {p.stderr.strip().splitlines()[-1][:80]} |")
-                    continue
-                used = sorted(set(re.findall(r"converting to (\w+)", p.stdout + p.stderr)))
-                row(f"llama-quantize {LLAMA_NAME.get(t, t)}{' imatrix' if im else ''}", out, c, ",".join(used))
+    def do_types(types):
+      for t in types:
+          for mode in (["rtn", "calib"] if t not in ("F16", "BF16") else ["rtn"]):
+              out = os.path.join(a.out, f"mw-{t}-{mode}.gguf")
+              args = ["quantize", a.model, out, "--type", t, "--threads", str(a.threads)]
+              if mode == "calib":
+                  args += ["--calib", a.calib]
+              p = c.mw(*args)
+              size, m = row(f"memwise {t} {'importance' if mode == 'calib' else 'RTN'}", out, c, types_used(p.stderr))
+              sizes[(t, mode)] = (size, m)
+          if c.llama:
+              for im in ([None, imatrix] if t not in ("F16", "BF16") else [None]):
+                  out = os.path.join(a.out, f"ll-{t}-{'imatrix' if im else 'plain'}.gguf")
+                  args = (["--imatrix", im] if im else []) + [a.model, out, LLAMA_NAME.get(t, t), str(a.threads)]
+                  p = c.ll("llama-quantize", *args, check=False)
+                  if p.returncode != 0:
+                      print(f"| llama-quantize {t} | refused | | | | | | {p.stderr.strip().splitlines()[-1][:80]} |")
+                      continue
+                  used = sorted(set(re.findall(r"converting to (\w+)", p.stdout + p.stderr)))
+                  row(f"llama-quantize {LLAMA_NAME.get(t, t)}{' imatrix' if im else ''}", out, c, ",".join(used))
 
+
+    do_types(types)
     if not a.skip_mixed:
         print("\n## Mixed precision at the size of single-type files (importance-weighted encoders)\n")
         print(head)
         # At the Q4_0 size there is no choice (every tensor at its smallest
-        # type is that file), so: 3 % above it, and at the Q4_1 and Q8_0 sizes.
+        # type is that file), so: 3 % above it, and at the Q4_K and Q8_0 sizes.
         targets = []
         if ("Q4_0", "calib") in sizes:
             targets.append((int(sizes[("Q4_0", "calib")][0] * 1.03), "Q4_0 + 3 %"))
-        for t in ["Q4_1", "Q8_0"]:
+        for t in ["Q4_K", "Q8_0"]:
             if (t, "calib") in sizes:
                 targets.append((sizes[(t, "calib")][0], t))
         for size, what in targets:
@@ -190,6 +194,11 @@ def main():
             m = d["memory"]
             print(f"| {name} | {m['weights_resident_bytes']} | {m['kv_reserved_bytes']} | "
                   f"{m['activations_reserved_bytes']} | {d['peak_rss_bytes']} |")
+
+    if a.types_late:
+        print("\n## More quantization types\n")
+        print(head)
+        do_types(a.types_late.split(","))
 
 
 if __name__ == "__main__":
