@@ -87,9 +87,12 @@ def fmt(r, key, f):
     return f.format(r[key]) if r else "n/a"
 
 
-def row(name, path, ctx, note=""):
+def row(name, path, ctx, note="", peer=False):
+    """peer: also llama-perplexity (always for llama-quantize files; for memwise
+    files only with --peer-eval-all, since the two agree within 1 %)."""
     size = os.path.getsize(path)
-    m, l = ctx.eval_mw(path), ctx.eval_ll(path)
+    m = ctx.eval_mw(path)
+    l = ctx.eval_ll(path) if (peer or ctx.a.peer_eval_all) else None
     cells = [name, str(size), fmt(m, "kl", "{:.5f}"), fmt(m, "top1", "{:.1%}"), fmt(m, "ppl", "{:.2f}"),
              fmt(l, "kl", "{:.5f}"), fmt(l, "top1", "{:.1%}"), note]
     print("| " + " | ".join(cells) + " |", flush=True)
@@ -114,6 +117,7 @@ def main():
     ap.add_argument("--types", default="Q4_0,Q4_K,Q8_0")
     ap.add_argument("--types-late", default="Q4_1,Q5_K,Q6_K,F16,BF16")
     ap.add_argument("--skip-prune", action="store_true")
+    ap.add_argument("--peer-eval-all", action="store_true", help="llama-perplexity for memwise's files too")
     ap.add_argument("--skip-mixed", action="store_true")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -125,7 +129,7 @@ def main():
     print(f"## Quantization of {os.path.basename(a.model)} (reference: the input), held-out "
           f"{os.path.basename(a.heldout)}, ctx {a.ctx}, calibration {os.path.basename(a.calib)}\n")
     print(head)
-    row("reference", a.model, c)
+    row("reference", a.model, c, peer=True)
     imatrix = None
     if c.llama:
         imatrix = os.path.join(a.out, "imatrix.gguf")
@@ -150,7 +154,7 @@ def main():
                       print(f"| llama-quantize {t} | refused | | | | | | {p.stderr.strip().splitlines()[-1][:80]} |")
                       continue
                   used = sorted(set(re.findall(r"converting to (\w+)", p.stdout + p.stderr)))
-                  row(f"llama-quantize {LLAMA_NAME.get(t, t)}{' imatrix' if im else ''}", out, c, ",".join(used))
+                  row(f"llama-quantize {LLAMA_NAME.get(t, t)}{' imatrix' if im else ''}", out, c, ",".join(used), peer=True)
 
 
     do_types(types)
