@@ -18,9 +18,7 @@
 #include <string>
 #include <unordered_set>
 
-struct mw_model {
-    std::shared_ptr<const mw::Model> model;
-};
+#include "api/c_api_internal.h"
 
 struct mw_engine {
     std::unique_ptr<mw::Engine> engine;
@@ -31,7 +29,7 @@ struct mw_request {
     mw::RequestEvent current;  // the event last returned; its text stays valid until the next call
 };
 
-namespace {
+namespace mw::capi {
 
 thread_local std::string t_last_error;
 
@@ -42,8 +40,8 @@ mw_status set_error(mw_status status, const std::string& message) {
 
 // Live handles, so that a released or foreign pointer is an error, not a crash
 // (as long as the memory was not reused for a new handle of the same kind).
-std::mutex g_handles_mutex;
-std::unordered_set<const void*> g_handles;
+static std::mutex g_handles_mutex;
+static std::unordered_set<const void*> g_handles;
 
 void register_handle(const void* h) {
     std::lock_guard<std::mutex> lock(g_handles_mutex);
@@ -64,35 +62,17 @@ void check_handle(const void* h, const char* what) {
     if (!is_live(h)) mw::fail(MW_ERR_INVALID_ARGUMENT, std::string(what) + " is not a live handle (released or closed?)");
 }
 
-template <class F>
-mw_status guarded(F&& body) {
-    try {
-        body();
-        return MW_OK;
-    } catch (const mw::Error& e) {
-        return set_error(e.status(), e.what());
-    } catch (const std::bad_alloc&) {
-        return set_error(MW_ERR_OUT_OF_MEMORY, "out of memory");
-    } catch (const std::exception& e) {
-        return set_error(MW_ERR_INTERNAL, std::string("internal error: ") + e.what());
-    } catch (...) {
-        return set_error(MW_ERR_INTERNAL, "internal error");
-    }
+void copy_str(char* dst, size_t cap, const std::string& s) {
+    const size_t n = std::min(cap - 1, s.size());
+    std::memcpy(dst, s.data(), n);
+    dst[n] = 0;
 }
 
-// Copies a caller's option struct over defaults, honouring its struct_size.
-template <class T>
-T read_options(const T* user, void (*init)(T*), const char* what) {
-    T o;
-    init(&o);
-    if (!user) return o;
-    if (user->struct_size < sizeof(uint32_t) || user->struct_size > 65536)
-        mw::fail(MW_ERR_INVALID_ARGUMENT, std::string(what) + ".struct_size " + std::to_string(user->struct_size) +
-                                              " is not valid (use " + what + "_init)");
-    std::memcpy(&o, user, std::min<size_t>(user->struct_size, sizeof(T)));
-    o.struct_size = sizeof(T);
-    return o;
-}
+}  // namespace mw::capi
+
+using namespace mw::capi;
+
+namespace {
 
 // Writes bytes into a caller's buffer with the "always report the full length" convention.
 mw_status copy_out(const std::string& s, char* buf, size_t capacity, size_t* out_len) {
@@ -105,12 +85,6 @@ mw_status copy_out(const std::string& s, char* buf, size_t capacity, size_t* out
     }
     if (!s.empty()) std::memcpy(buf, s.data(), s.size());
     return MW_OK;
-}
-
-void copy_str(char* dst, size_t cap, const std::string& s) {
-    const size_t n = std::min(cap - 1, s.size());
-    std::memcpy(dst, s.data(), n);
-    dst[n] = 0;
 }
 
 void fill_event(const mw::RequestEvent& ev, mw_event* out) {
