@@ -3,6 +3,8 @@
 #include "base/error.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 namespace mw {
 
@@ -83,6 +85,10 @@ void Engine::submit(const std::shared_ptr<Request>& r) {
     if (blocks > (uint64_t)plan_.n_blocks)
         fail(MW_ERR_BUDGET, "request needs " + std::to_string(blocks) + " KV blocks; the pool holds " +
                                 std::to_string(plan_.n_blocks));
+    if (r->adapter) {
+        bind_adapter(*r);
+        note_adapter(r->adapter);
+    }
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_) fail(MW_ERR_STATE, "engine is shutting down");
@@ -93,6 +99,32 @@ void Engine::submit(const std::shared_ptr<Request>& r) {
         waiting_.insert(pos, r);
     }
     wake_.notify_all();
+}
+
+void Engine::bind_adapter(Request& r) const {
+    if (&r.adapter->base() != model_.get())
+        fail(MW_ERR_INVALID_ARGUMENT, "the LoRA adapter was opened on another model than the engine's; open it on "
+                                      "the model the engine was created with");
+    if (!std::isfinite(r.lora.scale)) fail(MW_ERR_INVALID_ARGUMENT, "adapter scale is not finite");
+    r.lora.adapter = r.adapter.get();
+    uint32_t bits;
+    std::memcpy(&bits, &r.lora.scale, 4);
+    // splitmix64 of (id, scale bits); odd, so never 0 (0 means no adapter).
+    uint64_t z = r.adapter->id() * 0x9E3779B97F4A7C15ull ^ ((uint64_t)bits << 17);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    r.adapter_key = (z ^ (z >> 31)) | 1;
+}
+
+void Engine::note_adapter(const std::shared_ptr<const LoraAdapter>& a) {
+    std::lock_guard<std::mutex> lock(adapters_mutex_);
+    for (auto it = adapters_.begin(); it != adapters_.end();) {  // drop the dead, find this one
+        auto live = it->lock();
+        if (live == a) return;
+        if (!live) it = adapters_.erase(it);
+        else ++it;
+    }
+    adapters_.push_back(a);
 }
 
 EngineMemory Engine::memory() const {
@@ -117,6 +149,14 @@ EngineMemory Engine::memory() const {
     // address space, mostly untouched, so it is reported but not summed).
     m.engine_total = m.kv_resident + m.activations_high_water + heap_.peak_bytes() + model_->tokenizer().memory_bytes();
     m.process = memory::read_process_memory();
+    {
+        std::lock_guard<std::mutex> lock(adapters_mutex_);
+        for (const auto& w : adapters_)
+            if (auto a = w.lock()) {
+                m.adapters_mapped += a->mapped_bytes();
+                m.adapters_owned += a->owned_bytes();
+            }
+    }
     return m;
 }
 

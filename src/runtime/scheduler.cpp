@@ -103,6 +103,7 @@ bool Scheduler::step() {
     auto add = [&](Sequence& s, int32_t count) {
         const int32_t seq = (int32_t)batch_.tables.size();
         batch_.tables.push_back(&s.table);
+        batch_.loras.push_back(s.request->lora.adapter ? &s.request->lora : nullptr);
         const int32_t last = (int32_t)s.tokens.size() - 1;
         for (int32_t i = 0; i < count; i++) {
             const int32_t pos = s.n_past + i;
