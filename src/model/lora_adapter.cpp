@@ -74,7 +74,9 @@ std::shared_ptr<const LoraAdapter> LoraAdapter::load(const std::string& path, st
 
     const std::string_view general_type = f.get_string("general.type", "");
     if (general_type != "adapter")
-        fail(MW_ERR_FORMAT, where + "general.type is '" + std::string(general_type) + "', expected 'adapter'");
+        fail(MW_ERR_FORMAT, where + (general_type.empty() ? std::string("has no general.type (a model, not an adapter?)")
+                                                          : "general.type is '" + std::string(general_type) + "'") +
+                                ", expected general.type 'adapter'");
     const std::string_view adapter_type = f.get_string("adapter.type", "");
     if (adapter_type != "lora")
         fail(MW_ERR_FORMAT, where + "adapter.type is '" + std::string(adapter_type) + "', expected 'lora'");
