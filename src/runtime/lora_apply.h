@@ -13,7 +13,7 @@ namespace mw {
 // y[t] += s_t * B (A x[t]) for every row t < n whose binding (rows[t], may be
 // nullptr) has a delta for w; s_t = binding scale * alpha / rank. Rows of x
 // are x_stride floats apart, rows of y y_stride. scratch grows to
-// n_threads * rank floats once (warm-up), then is reused.
+// n_threads * (rank + n_in) floats once (warm-up), then is reused.
 void lora_add(const Weight& w, const LoraBinding* const* rows, const float* x, int32_t n, int64_t x_stride, float* y,
               int64_t y_stride, ThreadPool& pool, std::vector<float>& scratch);
 

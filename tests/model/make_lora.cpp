@@ -1,7 +1,7 @@
-// make_lora BASE.gguf OUT.gguf [RANK [SEED [MAGNITUDE [f32|f16]]]]: writes a
-// random LoRA adapter (every attention and FFN matrix of every layer, and the
-// output head when it is not tied) for the base model, as llama.cpp writes
-// adapters. For the CLI test and for comparing with llama.cpp by hand.
+// make_lora BASE.gguf OUT.gguf [RANK [SEED [MAGNITUDE [f32|f16 [ONLY]]]]]:
+// writes a random LoRA adapter (every attention and FFN matrix of every
+// layer, and the output head when it is not tied; with ONLY, just the tensors
+// whose names contain it) for the base model, as llama.cpp writes adapters. For the CLI test and for comparing with llama.cpp by hand.
 #include "base/error.h"
 #include "gguf/gguf_file.h"
 #include "synthetic_lora.h"
@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: make_lora BASE.gguf OUT.gguf [RANK [SEED [MAGNITUDE [f32|f16]]]]\n");
+        std::fprintf(stderr, "usage: make_lora BASE.gguf OUT.gguf [RANK [SEED [MAGNITUDE [f32|f16 [ONLY]]]]]\n");
         return 2;
     }
     try {
@@ -28,6 +28,12 @@ int main(int argc, char** argv) {
         while (base->find_tensor("blk." + std::to_string(n_layer) + ".ffn_down.weight")) n_layer++;
         s.targets = mw::test::all_layer_targets(n_layer, type);
         if (!base->find_tensor("output.weight")) s.targets.pop_back();
+        if (argc > 7) {
+            std::vector<mw::test::LoraTarget> only;
+            for (const auto& t : s.targets)
+                if (t.name.find(argv[7]) != std::string::npos) only.push_back(t);
+            s.targets = only;
+        }
         s.alpha = 2.0f * (float)s.rank;
         const std::vector<uint8_t> bytes = mw::test::synthetic_lora(*base, s);
         FILE* f = std::fopen(argv[2], "wb");

@@ -149,12 +149,16 @@ static void test_f32_base_matches_merged(void**) {
     test::LoraSpec l;
     l.targets = test::all_layer_targets(s.n_layer);
     l.targets.push_back({"token_embd.weight"});
-    // Mixed storage: F16 matrices (used in place) and Q8_0 (dequantized at load).
-    l.targets[1].a_type = l.targets[1].b_type = gguf::TensorType::F16;
-    l.targets[9].a_type = gguf::TensorType::Q8_0;
-    assert_true(check_against_merged(s, l, 0.75f, 1e-4, "F32 base, all matrices") > 0.05);
+    l.targets[9].a_type = gguf::TensorType::Q8_0;  // dequantized to F32 at load
+    assert_true(check_against_merged(s, l, 0.75f, 1e-4, "F32 base, F32 adapter") > 0.05);
     l.write_alpha = false;  // alpha absent: s is the user scale alone
     assert_true(check_against_merged(s, l, 0.3f, 1e-4, "F32 base, no alpha") > 0.05);
+    // F16 matrices (used in place) multiply F16-rounded activations, as
+    // llama.cpp pairs them: F16 rounding error on a delta as large as the base
+    // product itself here (it moves the logits by over 100%).
+    l.write_alpha = true;
+    for (auto& t : l.targets) t.a_type = t.b_type = gguf::TensorType::F16;
+    assert_true(check_against_merged(s, l, 0.75f, 5e-3, "F32 base, F16 adapter") > 0.05);
 }
 
 static void test_quantized_base_matches_merged(void**) {
