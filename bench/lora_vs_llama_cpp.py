@@ -63,7 +63,9 @@ def main():
             del llm
             same = mw == ref
             failures += 0 if same else 1
-            print(f"rank {rank:2d} {typ} magnitude {mag} scale {scale:5.2f}: {'same' if same else 'DIFFERENT'}")
+            first = next((i for i in range(min(len(mw), len(ref))) if mw[i] != ref[i]), min(len(mw), len(ref)))
+            verdict = "same" if same else f"DIFFERENT from byte {first} of {len(ref)}"
+            print(f"rank {rank:2d} {typ} magnitude {mag} scale {scale:5.2f}: {verdict}")
             print(f"  memwise:   {mw!r}\n  llama.cpp: {ref!r}")
     print(f"{len(CASES) - failures}/{len(CASES)} cases give the same greedy text")
     return 1 if failures else 0
