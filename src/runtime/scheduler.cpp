@@ -19,6 +19,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& 
     token_event_.text.reserve(256);
     batch_.tokens.reserve((size_t)max_batch_tokens);
     batch_.tables.reserve((size_t)max_sequences);
+    batch_.loras.reserve((size_t)max_sequences);
     logit_owner_.reserve((size_t)max_sequences);
     prefilling_.reserve((size_t)max_sequences);
 }
