@@ -289,6 +289,11 @@ typedef struct mw_memory_report {
     uint64_t process_anonymous_bytes;
     uint64_t process_file_bytes;
     uint64_t heap_allocations;          /* allocations the engine heap has made so far */
+    /* LoRA adapters used by this engine's requests and still open or in use.
+       Not part of engine_total: like the weights, an adapter is shared by
+       every engine that uses it. */
+    uint64_t adapters_mapped_bytes;     /* F32/F16 matrices used in place from the adapter files */
+    uint64_t adapters_anonymous_bytes;  /* matrices dequantized to F32 in memory */
 } mw_memory_report;
 
 /* Fills *report (the caller sets report->struct_size). Thread-safe; costs a
@@ -348,6 +353,48 @@ MW_API mw_status mw_engine_stats(const mw_engine* engine, mw_stats* stats);
  * the engine. Requests not yet released stay valid handles that report
  * MW_FINISH_CANCELLED; release them as usual. Accepts NULL. */
 MW_API void mw_engine_destroy(mw_engine* engine);
+
+/* ------------------------------------------------------------------------ */
+/* LoRA adapters                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A LoRA adapter in GGUF as llama.cpp writes it (general.type "adapter",
+ * adapter.type "lora", adapter.lora.alpha; tensors <base tensor>.lora_a and
+ * .lora_b). For each adapted weight W a request using it computes
+ * W x + s * B (A x), with s = adapter_scale * alpha / rank (adapter_scale when
+ * alpha is 0). The base weights are shared, never copied: any number of
+ * adapters, and requests with and without one, run on one engine, even in the
+ * same forward step. */
+typedef struct mw_adapter mw_adapter;
+
+/* Opens a LoRA adapter for `model` and validates it against it (architecture,
+ * tensor names and shapes). F32/F16 matrices are used in place from the
+ * memory-mapped file; other types are dequantized to F32 once, in memory.
+ * The adapter keeps the model alive. On success *out_adapter is owned by the
+ * caller; close it with mw_adapter_close().
+ * Errors: MW_ERR_INVALID_ARGUMENT (NULL arguments; an adapter made for another
+ * base model: the message names the tensor or architecture that differs),
+ * MW_ERR_FORMAT (not a LoRA adapter: general.type or adapter.type wrong, a
+ * lora_a without its lora_b, disagreeing ranks, a malformed file),
+ * MW_ERR_UNSUPPORTED (an adapted token_embd on a model whose output head is
+ * tied to it), MW_ERR_IO. Thread-safe. */
+MW_API mw_status mw_adapter_open(const mw_model* model, const char* path, mw_adapter** out_adapter);
+
+/* Releases the caller's reference. Requests that use the adapter keep it alive
+ * until they finish, so closing it while they run is safe. Accepts NULL. */
+MW_API void mw_adapter_close(mw_adapter* adapter);
+
+typedef struct mw_adapter_info {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_adapter_info) */
+    float alpha;                /* adapter.lora.alpha (0 when absent) */
+    uint32_t n_tensors;         /* base tensors adapted (lora_a/lora_b pairs) */
+    uint32_t max_rank;
+    uint64_t mapped_bytes;      /* F32/F16 matrices used in place from the file */
+    uint64_t anonymous_bytes;   /* matrices dequantized to F32 at open */
+} mw_adapter_info;
+
+/* Fills *info (the caller sets info->struct_size). Errors: MW_ERR_INVALID_ARGUMENT. */
+MW_API mw_status mw_adapter_info_get(const mw_adapter* adapter, mw_adapter_info* info);
 
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                  */
@@ -423,6 +470,9 @@ typedef struct mw_request_options {
                                        request gains one level per 10 ms (no starvation); default 0 */
     mw_event_callback callback;     /* optional; see mw_event_callback */
     void* user_data;                /* passed to callback */
+    const mw_adapter* adapter;      /* LoRA adapter to run with, opened on the engine's model;
+                                       NULL (default) = the base model. Kept alive by the request. */
+    float adapter_scale;            /* the adapter's user scale (finite); default 1.0; 0 = no adapter */
 } mw_request_options;
 
 MW_API void mw_request_options_init(mw_request_options* opts);

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "model/chat_template.h"
+#include "model/lora_adapter.h"
 #include "model/model.h"
 #include "runtime/engine.h"
 #include "runtime/request.h"
@@ -22,6 +23,10 @@
 
 struct mw_engine {
     std::unique_ptr<mw::Engine> engine;
+};
+
+struct mw_adapter {
+    std::shared_ptr<const mw::LoraAdapter> adapter;
 };
 
 struct mw_request {
@@ -412,6 +417,8 @@ MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* rep
         r.process_anonymous_bytes = m.process.anonymous;
         r.process_file_bytes = m.process.file;
         r.heap_allocations = m.heap_allocations;
+        r.adapters_mapped_bytes = m.adapters_mapped;
+        r.adapters_anonymous_bytes = m.adapters_owned;
         const size_t n = std::min<size_t>(report->struct_size, sizeof r);
         std::memcpy(report, &r, n);
         report->struct_size = (uint32_t)n;
@@ -458,6 +465,46 @@ MW_API void mw_engine_destroy(mw_engine* engine) {
     delete engine;  // joins the engine thread; running requests finish as cancelled
 }
 
+/* ---- LoRA adapters ---- */
+
+MW_API mw_status mw_adapter_open(const mw_model* model, const char* path, mw_adapter** out_adapter) {
+    return guarded([&] {
+        if (!out_adapter) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_adapter is NULL");
+        *out_adapter = nullptr;
+        check_handle(model, "model");
+        if (!path) mw::fail(MW_ERR_INVALID_ARGUMENT, "path is NULL");
+        auto h = std::make_unique<mw_adapter>();
+        h->adapter = mw::LoraAdapter::load(path, model->model);
+        register_handle(h.get());
+        *out_adapter = h.release();
+    });
+}
+
+MW_API void mw_adapter_close(mw_adapter* adapter) {
+    if (!adapter || !unregister_handle(adapter)) return;
+    delete adapter;  // requests that use it hold their own reference
+}
+
+MW_API mw_status mw_adapter_info_get(const mw_adapter* adapter, mw_adapter_info* info) {
+    return guarded([&] {
+        check_handle(adapter, "adapter");
+        if (!info || info->struct_size < sizeof(uint32_t))
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "info is NULL or info->struct_size not set");
+        const mw::LoraAdapter& a = *adapter->adapter;
+        mw_adapter_info i;
+        std::memset(&i, 0, sizeof i);
+        i.struct_size = sizeof i;
+        i.alpha = a.alpha();
+        i.n_tensors = (uint32_t)a.n_weights();
+        i.max_rank = (uint32_t)a.max_rank();
+        i.mapped_bytes = a.mapped_bytes();
+        i.anonymous_bytes = a.owned_bytes();
+        const size_t n = std::min<size_t>(info->struct_size, sizeof i);
+        std::memcpy(info, &i, n);
+        info->struct_size = (uint32_t)n;
+    });
+}
+
 /* ---- requests ---- */
 
 MW_API void mw_request_options_init(mw_request_options* opts) {
@@ -474,6 +521,8 @@ MW_API void mw_request_options_init(mw_request_options* opts) {
     opts->repeat_penalty = 1.0f;
     opts->repeat_last_n = 64;
     opts->seed = MW_SEED_RANDOM;
+    opts->adapter = NULL;
+    opts->adapter_scale = 1.0f;
 }
 
 namespace {
@@ -502,6 +551,11 @@ std::shared_ptr<mw::Request> request_from(const mw::Engine& engine, const mw_req
     }
     r->callback = o.callback;
     r->user_data = o.user_data;
+    if (o.adapter && o.adapter_scale != 0.0f) {
+        check_handle(o.adapter, "adapter");
+        r->adapter = o.adapter->adapter;
+        r->lora.scale = o.adapter_scale;  // checked with the adapter's model by the engine
+    }
     (void)engine;
     return r;
 }

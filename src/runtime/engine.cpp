@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cmath>
+#include <cstring>
 
 namespace mw {
 
@@ -104,7 +106,13 @@ void Engine::submit_group(const std::vector<std::shared_ptr<Request>>& rs) {
     if (rs.size() > (size_t)plan_.max_sequences)
         fail(MW_ERR_INVALID_ARGUMENT, "n = " + std::to_string(rs.size()) + " completions exceed the engine's max_sequences " +
                                           std::to_string(plan_.max_sequences));
-    for (const auto& r : rs) validate(*r);
+    for (const auto& r : rs) {
+        validate(*r);
+        if (r->adapter) {
+            bind_adapter(*r);
+            note_adapter(r->adapter);
+        }
+    }
     auto group = rs.size() > 1 ? std::make_shared<ForkGroup>() : nullptr;
     const auto now = std::chrono::steady_clock::now();
     {
@@ -146,6 +154,32 @@ EngineStats Engine::stats() const {
     return st;
 }
 
+void Engine::bind_adapter(Request& r) const {
+    if (&r.adapter->base() != model_.get())
+        fail(MW_ERR_INVALID_ARGUMENT, "the LoRA adapter was opened on another model than the engine's; open it on "
+                                      "the model the engine was created with");
+    if (!std::isfinite(r.lora.scale)) fail(MW_ERR_INVALID_ARGUMENT, "adapter scale is not finite");
+    r.lora.adapter = r.adapter.get();
+    uint32_t bits;
+    std::memcpy(&bits, &r.lora.scale, 4);
+    // splitmix64 of (id, scale bits); odd, so never 0 (0 means no adapter).
+    uint64_t z = r.adapter->id() * 0x9E3779B97F4A7C15ull ^ ((uint64_t)bits << 17);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    r.adapter_key = (z ^ (z >> 31)) | 1;
+}
+
+void Engine::note_adapter(const std::shared_ptr<const LoraAdapter>& a) {
+    std::lock_guard<std::mutex> lock(adapters_mutex_);
+    for (auto it = adapters_.begin(); it != adapters_.end();) {  // drop the dead, find this one
+        auto live = it->lock();
+        if (live == a) return;
+        if (!live) it = adapters_.erase(it);
+        else ++it;
+    }
+    adapters_.push_back(a);
+}
+
 EngineMemory Engine::memory() const {
     EngineMemory m;
     const gguf::File& f = model_->file();
@@ -168,6 +202,14 @@ EngineMemory Engine::memory() const {
     // address space, mostly untouched, so it is reported but not summed).
     m.engine_total = m.kv_resident + m.activations_high_water + heap_.peak_bytes() + model_->tokenizer().memory_bytes();
     m.process = memory::read_process_memory();
+    {
+        std::lock_guard<std::mutex> lock(adapters_mutex_);
+        for (const auto& w : adapters_)
+            if (auto a = w.lock()) {
+                m.adapters_mapped += a->mapped_bytes();
+                m.adapters_owned += a->owned_bytes();
+            }
+    }
     return m;
 }
 

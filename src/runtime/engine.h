@@ -65,6 +65,9 @@ struct EngineMemory {
     uint64_t heap_committed = 0, heap_overhead = 0, heap_allocations = 0;
     uint64_t engine_total = 0;
     memory::ProcessMemory process;
+    // LoRA adapters in use by this engine's requests (not in engine_total:
+    // like the weights, an adapter is shared by every engine that uses it).
+    uint64_t adapters_mapped = 0, adapters_owned = 0;
 };
 
 class Engine {
@@ -89,6 +92,8 @@ private:
     void loop();
     void fail_running(mw_status status, const char* message);
     void validate(const Request& r) const;
+    void bind_adapter(Request& r) const;
+    void note_adapter(const std::shared_ptr<const LoraAdapter>& a);
 
     memory::Heap heap_;  // first: outlives everything allocated from it
     std::shared_ptr<const Model> model_;
@@ -101,6 +106,9 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<std::shared_ptr<Request>> waiting_;
+    // Adapters submitted requests have used; reported while still alive.
+    mutable std::mutex adapters_mutex_;
+    std::vector<std::weak_ptr<const LoraAdapter>> adapters_;
     uint64_t arrivals_ = 0;
     bool stop_ = false;
     std::thread thread_;

@@ -18,6 +18,7 @@
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/ops.h"
 #include "quant/quant.h"
+#include "runtime/lora_apply.h"
 
 #include <algorithm>
 #include <cmath>
@@ -51,6 +52,8 @@ Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& 
     row_ptrs_ = arena_.alloc<const void*>((size_t)pool_.size() * 2 * (size_t)n_ctx_);
     if (kv_.type() == KvType::Q8_0) kv_f32_ = arena_.alloc<float>((size_t)pool_.size() * 2 * (size_t)n_ctx_ * c.head_dim);
     arena_.mark();
+    lora_tokens_.reserve((size_t)max_batch_tokens);
+    lora_logits_.reserve((size_t)max_logit_rows);
 }
 
 void Executor::allocate_step(int32_t n, int32_t n_logits) {
@@ -152,6 +155,9 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
             }
         }
     });
+    if (lora_rows_)
+        for (int i = 0; i < nw; i++)
+            lora_add(*ws[i], lora_rows_, x, n, x_stride, ys[i], ws[i]->n_out, pool_, lora_scratch_);
 }
 
 void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out) {
@@ -176,6 +182,7 @@ void Executor::embed(const Batch& batch) {
         const int32_t id = batch.tokens[t].token;
         if (id < 0 || id >= c.n_vocab) fail(MW_ERR_INVALID_ARGUMENT, "token id " + std::to_string(id) + " out of range");
         quant::dequantize_row(e.type, e.data + (size_t)id * e.row_bytes, x_ + t * c.n_embd, (size_t)c.n_embd);
+        if (lora_rows_) lora_add_embedding(e, lora_rows_[t], id, x_ + t * c.n_embd);
     }
 }
 
@@ -305,12 +312,15 @@ void Executor::output(const Batch& batch) {
     const ModelWeights& w = model_->weights();
     // Gather the rows that want logits, normalise, project to the vocabulary.
     int32_t m = 0;
+    lora_logits_.clear();
     for (size_t t = 0; t < batch.tokens.size(); t++) {
         if (!batch.tokens[t].want_logits) continue;
+        if (lora_rows_) lora_logits_.push_back(lora_rows_[t]);
         cpu::rmsnorm(x_ + t * c.n_embd, (const float*)w.output_norm.data, xb_ + (size_t)m * c.n_embd,
                      c.n_embd, c.rms_eps);
         m++;
     }
+    if (lora_rows_) lora_rows_ = lora_logits_.data();
     if (m > 0) matmul(w.output, xb_, m, c.n_embd, logits_);
 }
 
@@ -330,6 +340,16 @@ void Executor::forward(const Batch& batch) {
     seq_tokens_ = arena_.alloc<int32_t>(batch.tables.size());
     for (size_t i = 0; i < batch.tables.size(); i++) seq_tokens_[i] = 0;
     for (const auto& bt : batch.tokens) seq_tokens_[bt.seq]++;
+    // Which rows carry a LoRA delta (none at all: the plain path).
+    lora_rows_ = nullptr;
+    lora_tokens_.clear();
+    bool any_lora = false;
+    for (const LoraBinding* b : batch.loras) any_lora = any_lora || b != nullptr;
+    if (any_lora) {
+        for (const auto& bt : batch.tokens)
+            lora_tokens_.push_back((size_t)bt.seq < batch.loras.size() ? batch.loras[(size_t)bt.seq] : nullptr);
+        lora_rows_ = lora_tokens_.data();
+    }
     embed(batch);
     const float* factors = model_->weights().rope_freq_factors.empty() ? nullptr
                                                                         : model_->weights().rope_freq_factors.data();
@@ -343,6 +363,7 @@ void Executor::forward(const Batch& batch) {
         if (c.layers[(size_t)l].n_ff > 0) ffn_layer(n, l);
     }
     output(batch);
+    lora_rows_ = nullptr;
 }
 
 }  // namespace mw

@@ -61,6 +61,11 @@ private:
     uint8_t* act_ = nullptr;           // activations converted to the weights' vec_dot types
     size_t act_slice_ = 0;             // bytes of one activation type's rows
     int32_t* seq_tokens_ = nullptr;    // tokens each sequence has in this step
+    // LoRA: the binding of each row of the current matmul input (nullptr when
+    // no sequence of the step uses an adapter), per token and per logits row.
+    const LoraBinding* const* lora_rows_ = nullptr;
+    std::vector<const LoraBinding*> lora_tokens_, lora_logits_;
+    std::vector<float> lora_scratch_;
 };
 
 }  // namespace mw

@@ -3,6 +3,7 @@
 // so either side may finish first.
 #pragma once
 
+#include "model/lora_adapter.h"
 #include "runtime/sampler.h"
 
 #include <memwise/memwise.h>
@@ -59,6 +60,14 @@ public:
     mw_event_callback callback = nullptr;
     void* user_data = nullptr;
     const mw_request* handle = nullptr;  // what the callback is given
+    // LoRA adapter the request runs with (null: the base model); the request
+    // keeps it alive, so closing the adapter handle while it runs is safe.
+    std::shared_ptr<const LoraAdapter> adapter;
+    LoraBinding lora;          // {adapter.get(), scale}: what the executor reads (set by Engine::submit)
+    // Part of the request's prefix identity: K/V computed under an adapter
+    // differ from the base model's, so a prefix cache must key blocks by tokens
+    // AND this. 0 without an adapter, else the adapter's id mixed with the scale.
+    uint64_t adapter_key = 0;
 
     std::atomic<bool> cancel_requested{false};
 

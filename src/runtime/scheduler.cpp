@@ -38,6 +38,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, KvCache& kv, Executor& 
     token_event_.text.reserve(256);
     batch_.tokens.reserve((size_t)max_batch_tokens);
     batch_.tables.reserve((size_t)max_sequences);
+    batch_.loras.reserve((size_t)max_sequences);
     logit_owner_.reserve((size_t)max_sequences);
     prefilling_.reserve((size_t)max_sequences);
     grow_order_.reserve((size_t)max_sequences);
@@ -119,14 +120,17 @@ bool Scheduler::place(Sequence& s) {
     // computed by a running sequence (never the block of the last token to
     // compute: its logits are needed).
     const bool use_cache = opts_.prefix_cache && s.n_prompt > 1;
+    // The chain starts at the request's adapter key (0 without a LoRA adapter):
+    // K/V computed under an adapter differ, so they never match the base's.
+    const uint64_t root = s.request->adapter_key;
     if (use_cache && s.block_hash.empty()) {
-        uint64_t parent = 0;
+        uint64_t parent = root;
         for (int32_t i = 0; (i + 1) * B <= s.n_prompt; i++) {
             parent = KvCache::chain_hash(parent, s.tokens.data() + (size_t)i * B, B);
             s.block_hash.push_back(parent);
         }
     }
-    auto parent_of = [&](int32_t i) { return i == 0 ? 0 : s.block_hash[(size_t)i - 1]; };
+    auto parent_of = [&](int32_t i) { return i == 0 ? root : s.block_hash[(size_t)i - 1]; };
     std::vector<int32_t> hit;
     if (use_cache) {
         const int32_t max_hit = (std::min(s.n_prompt, T) - 1) / B;
@@ -357,7 +361,8 @@ void Scheduler::publish_blocks(Sequence& s) {
     const int32_t full = std::min(std::min(s.n_past, s.n_prompt) / B, (int32_t)s.block_hash.size());
     for (; s.n_published < full; s.n_published++) {
         const int32_t i = s.n_published;
-        kv_.publish(s.table.blocks[(size_t)i], s.block_hash[(size_t)i], i == 0 ? 0 : s.block_hash[(size_t)i - 1],
+        kv_.publish(s.table.blocks[(size_t)i], s.block_hash[(size_t)i],
+                    i == 0 ? s.request->adapter_key : s.block_hash[(size_t)i - 1],
                     s.tokens.data() + (size_t)i * B);
     }
 }
@@ -407,6 +412,7 @@ bool Scheduler::step() {
     auto add = [&](Sequence& s, int32_t count) {
         const int32_t seq = (int32_t)batch_.tables.size();
         batch_.tables.push_back(&s.table);
+        batch_.loras.push_back(s.request->lora.adapter ? &s.request->lora : nullptr);
         const int32_t last = (int32_t)s.tokens.size() - 1;
         for (int32_t i = 0; i < count; i++) {
             const int32_t pos = s.n_past + i;

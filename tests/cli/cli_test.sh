@@ -218,6 +218,23 @@ PY
     grep -q "decode" "$TMP/t.out" || fail "bench text output lacks decode: $(cat "$TMP/t.out")"
     cat "$TMP/j.out"
     ;;
+lora)
+    require_model stories260K.gguf
+    MAKE_LORA=$EXAMPLE
+    [ -x "$MAKE_LORA" ] || fail "make_lora binary '$MAKE_LORA' missing"
+    "$MAKE_LORA" "$MODEL" "$TMP/ad.gguf" 4 1 3 || fail "make_lora failed"
+    run_mw base run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1
+    run_mw l run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1 --lora "$TMP/ad.gguf" --memory-report
+    [ "$RC" -eq 0 ] || fail "run --lora exited $RC: $(cat "$TMP/l.err")"
+    cmp -s "$TMP/base.out" "$TMP/l.out" && fail "the adapter did not change the output: '$(cat "$TMP/l.out")'"
+    grep -q "adapters" "$TMP/l.err" || fail "memory report without the adapters line: $(cat "$TMP/l.err")"
+    run_mw z run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1 --lora "$TMP/ad.gguf:0"
+    [ "$RC" -eq 0 ] || fail "run --lora FILE:0 exited $RC: $(cat "$TMP/z.err")"
+    cmp -s "$TMP/base.out" "$TMP/z.out" || fail "scale 0 differs from the base model: '$(cat "$TMP/z.out")'"
+    expect_error lora_model "general.type" run "$MODEL" -p hi -n 2 --lora "$MODEL"
+    expect_error lora_scale "--lora" run "$MODEL" -p hi -n 2 --lora "$TMP/ad.gguf:1e"
+    expect_error lora_missing "adapter" run "$MODEL" -p hi -n 2 --lora "$TMP/nope.gguf"
+    ;;
 example)
     require_model stories260K.gguf
     [ -x "$EXAMPLE" ] || fail "example binary '$EXAMPLE' missing"
