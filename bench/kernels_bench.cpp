@@ -1,7 +1,9 @@
 // Google Benchmark of the CPU kernels: gemv (decode) and gemm (prefill) per
 // weight type, shape and every ISA level this CPU supports, single-threaded.
 // bytes_per_second counts the weight bytes streamed per call, so memory-bound
-// kernels can be compared with the machine's bandwidth.
+// kernels can be compared with the machine's bandwidth (bench/bandwidth_probe);
+// the FLOP/s counter counts 2 * rows * width * tokens per call (a multiply and
+// an add per weight and token), for compute-bound prefill.
 //
 //   kernels_bench --benchmark_filter='gemv/Q4_1/avx512'
 #include "kernels/cpu/cpu_features.h"
@@ -80,6 +82,8 @@ void bench_gemv(benchmark::State& state, cpu::IsaLevel level, TensorType t, size
         benchmark::ClobberMemory();
     }
     state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)(m.row_bytes * nrows));
+    state.counters["FLOP/s"] =
+        benchmark::Counter(2.0 * (double)nrows * (double)n * (double)state.iterations(), benchmark::Counter::kIsRate);
 }
 
 void bench_gemm(benchmark::State& state, cpu::IsaLevel level, TensorType t, size_t nrows, size_t n, size_t ntok) {
@@ -97,6 +101,8 @@ void bench_gemm(benchmark::State& state, cpu::IsaLevel level, TensorType t, size
     state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)(m.row_bytes * nrows));
     state.counters["tok/s"] =
         benchmark::Counter((double)ntok * (double)state.iterations(), benchmark::Counter::kIsRate);
+    state.counters["FLOP/s"] = benchmark::Counter(2.0 * (double)nrows * (double)n * (double)ntok * (double)state.iterations(),
+                                                  benchmark::Counter::kIsRate);
 }
 
 void bench_quantize_act(benchmark::State& state, cpu::IsaLevel level, TensorType at, size_t n) {
@@ -118,23 +124,24 @@ void bench_quantize_act(benchmark::State& state, cpu::IsaLevel level, TensorType
 int main(int argc, char** argv) {
     const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::F32,  TensorType::Q4_K, TensorType::Q6_K,
                                 TensorType::Q5_K, TensorType::Q4_0, TensorType::F16, TensorType::BF16};
-    // (rows, width): SmolLM2-135M's attention/FFN and output shapes; K-quants need widths of 256.
-    const size_t shapes32[][2] = {{1536, 576}, {576, 1536}, {49152, 576}};
-    const size_t shapesK[][2] = {{1536, 768}, {768, 1536}, {49152, 512}};
+    // (rows, width): SmolLM2-135M's attention/FFN and output shapes (K-quants need
+    // widths of 256), then TinyLlama-1.1B's FFN up and down (larger than L2).
+    const size_t shapes32[][2] = {{1536, 576}, {576, 1536}, {49152, 576}, {5632, 2048}, {2048, 5632}};
+    const size_t shapesK[][2] = {{1536, 768}, {768, 1536}, {49152, 512}, {5632, 2048}, {2048, 5632}};
     for (int l = 0; l <= (int)cpu::best_isa(); l++) {
         const cpu::IsaLevel level = (cpu::IsaLevel)l;
         const std::string isa = cpu::isa_name(level);
         for (TensorType t : types) {
             const std::string tn = gguf::tensor_type_info((uint32_t)t)->name;
             const bool k = gguf::tensor_type_info((uint32_t)t)->block_elems == 256;
-            for (int s = 0; s < 3; s++) {
+            for (int s = 0; s < 5; s++) {
                 const size_t rows = k ? shapesK[s][0] : shapes32[s][0], n = k ? shapesK[s][1] : shapes32[s][1];
                 const std::string shape = std::to_string(rows) + "x" + std::to_string(n);
                 benchmark::RegisterBenchmark(("gemv/" + tn + "/" + isa + "/" + shape).c_str(), bench_gemv, level, t,
                                              rows, n)
                     ->Unit(benchmark::kMicrosecond);
             }
-            for (size_t ntok : {(size_t)16, (size_t)64}) {
+            for (size_t ntok : {(size_t)16, (size_t)64, (size_t)256}) {
                 const size_t rows = 1536, n = k ? 768 : 576;
                 benchmark::RegisterBenchmark(("gemm/" + tn + "/" + isa + "/" + std::to_string(rows) + "x" +
                                               std::to_string(n) + "/tok" + std::to_string(ntok))

@@ -1,13 +1,16 @@
-// make_synthetic_model: writes a llama-architecture GGUF with random Q4_0
-// weights and a SentencePiece vocabulary, for benchmarks of geometries that
-// have no file here (by default TinyLlama-1.1B's: n_embd 2048, 22 layers, 32
-// heads, 4 KV heads, FFN 5632, vocab 32000, context 2048).
+// make_synthetic_model: writes a llama-architecture GGUF with random weights
+// of one type and a SentencePiece vocabulary, for benchmarks of geometries
+// that have no file here (by default TinyLlama-1.1B's: n_embd 2048, 22 layers,
+// 32 heads, 4 KV heads, FFN 5632, vocab 32000, context 2048).
 //
-//   make_synthetic_model OUT.gguf [--n-embd N] [--n-layer N] [--n-head N]
-//       [--n-head-kv N] [--n-ff N] [--n-vocab N] [--n-ctx N] [--seed S]
+//   make_synthetic_model OUT.gguf [--type q4_0|q4_1|q4_k|q8_0|f16] [--n-embd N]
+//       [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N] [--n-vocab N]
+//       [--n-ctx N] [--seed S]
 //
-// Matrices are Q4_0 (random 4-bit codes, a per-block scale near
-// 0.6/sqrt(n_in) so activations stay finite), norms F32 ones, output separate
+// Every matrix (token_embd and output included) has the --type (default
+// q4_0): random codes with per-block scales chosen so each weight's standard
+// deviation is near 0.6/sqrt(n_in) and activations stay finite; norms are F32
+// ones, output separate
 // from token_embd (as TinyLlama). The vocabulary is valid for both memwise and
 // llama.cpp: <unk> <s> </s>, the 256 byte tokens <0x00>..<0xFF>, then unique
 // letter pieces ("▁ab", "ab", ...) with decreasing scores up to --n-vocab.
@@ -61,9 +64,99 @@ std::vector<uint8_t> random_q4_0(uint64_t n_in, uint64_t n_out, Rng& rng) {
     return out;
 }
 
-void add_q4_0(mw::gguf::Writer& w, const std::string& name, uint64_t n_in, uint64_t n_out, Rng& rng) {
-    const std::vector<uint8_t> d = random_q4_0(n_in, n_out, rng);
-    w.add_tensor(name, mw::gguf::TensorType::Q4_0, {n_in, n_out}, d.data(), d.size());
+// Q4_1: x = d * q + m with q uniform in 0..15 (sd ~4.6) and m = -7.5 * d, so mean ~0.
+std::vector<uint8_t> random_q4_1(uint64_t n_in, uint64_t n_out, Rng& rng) {
+    const uint64_t n_blocks = n_in / 32 * n_out;
+    std::vector<uint8_t> out((size_t)(n_blocks * 20));
+    const float base = 0.6f / std::sqrt((float)n_in) / 4.6f;
+    uint8_t* p = out.data();
+    for (uint64_t b = 0; b < n_blocks; b++, p += 20) {
+        const float d = base * (0.75f + 0.5f * (float)(rng.next() & 0xFFFF) / 65535.0f);
+        const uint16_t h[2] = {mw::f32_to_f16(d), mw::f32_to_f16(-7.5f * d)};
+        std::memcpy(p, h, 4);
+        const uint64_t a = rng.next(), c = rng.next();
+        std::memcpy(p + 4, &a, 8);
+        std::memcpy(p + 12, &c, 8);
+    }
+    return out;
+}
+
+// Q8_0: x = d * q with q uniform in -127..127 (sd ~73).
+std::vector<uint8_t> random_q8_0(uint64_t n_in, uint64_t n_out, Rng& rng) {
+    const uint64_t n_blocks = n_in / 32 * n_out;
+    std::vector<uint8_t> out((size_t)(n_blocks * 34));
+    const float base = 0.6f / std::sqrt((float)n_in) / 73.0f;
+    uint8_t* p = out.data();
+    for (uint64_t b = 0; b < n_blocks; b++, p += 34) {
+        const float d = base * (0.75f + 0.5f * (float)(rng.next() & 0xFFFF) / 65535.0f);
+        const uint16_t h = mw::f32_to_f16(d);
+        std::memcpy(p, &h, 2);
+        for (int k = 0; k < 32; k += 8) {
+            uint64_t r = rng.next();
+            for (int j = 0; j < 8; j++, r >>= 8) p[2 + k + j] = (uint8_t)((r & 0xFF) == 0x80 ? 0x81 : (r & 0xFF));
+        }
+    }
+    return out;
+}
+
+// Q4_K: 144-byte super-blocks; x = d * sc * q - dmin * m with 6-bit sc in
+// 32..63, m in 0..63 and q uniform in 0..15; dmin = 7.5 * 48 / 32 * d keeps
+// the sub-block means near 0 on average.
+std::vector<uint8_t> random_q4_k(uint64_t n_in, uint64_t n_out, Rng& rng) {
+    const uint64_t n_blocks = n_in / 256 * n_out;
+    std::vector<uint8_t> out((size_t)(n_blocks * 144));
+    const float base = 0.6f / std::sqrt((float)n_in) / (48.0f * 4.6f);
+    uint8_t* p = out.data();
+    for (uint64_t b = 0; b < n_blocks; b++, p += 144) {
+        const float d = base * (0.75f + 0.5f * (float)(rng.next() & 0xFFFF) / 65535.0f);
+        const uint16_t h[2] = {mw::f32_to_f16(d), mw::f32_to_f16(d * 7.5f * 48.0f / 32.0f)};
+        std::memcpy(p, h, 4);
+        // scales: bytes 0..3 sc 0..3 (6 bits; bit 5 set keeps sc >= 32), 4..7 m 0..3, 8..11 low nibbles of sc/m 4..7
+        // (their top two bits live in the top bits of bytes 0..7).
+        uint64_t r = rng.next();
+        for (int j = 0; j < 12; j++, r >>= 5) p[4 + j] = (uint8_t)(r & 0xFF);
+        for (int j = 0; j < 4; j++) p[4 + j] = (uint8_t)((p[4 + j] & 0x1F) | 0x20 | 0x80);  // sc 0..3 >= 32; sc 4..7 high bits 10
+        for (int j = 0; j < 16; j++) {
+            const uint64_t a = rng.next();
+            std::memcpy(p + 16 + 8 * j, &a, 8);
+        }
+    }
+    return out;
+}
+
+// F16: uniform in [-a, a] with a = sqrt(3) * 0.6 / sqrt(n_in).
+std::vector<uint8_t> random_f16(uint64_t n_in, uint64_t n_out, Rng& rng) {
+    std::vector<uint8_t> out((size_t)(n_in * n_out * 2));
+    const float a = 1.7320508f * 0.6f / std::sqrt((float)n_in);
+    uint16_t* p = (uint16_t*)out.data();
+    for (uint64_t i = 0; i < n_in * n_out; i += 4) {
+        uint64_t r = rng.next();
+        for (int j = 0; j < 4; j++, r >>= 16) p[i + j] = mw::f32_to_f16(a * ((float)(r & 0xFFFF) / 32767.5f - 1.0f));
+    }
+    return out;
+}
+
+struct TypeSpec {
+    const char* name;
+    mw::gguf::TensorType type;
+    uint32_t file_type;  // general.file_type (llama_ftype)
+    uint64_t block;      // elements per block: widths must be multiples
+    std::vector<uint8_t> (*make)(uint64_t, uint64_t, Rng&);
+};
+
+const TypeSpec kTypes[] = {
+    {"q4_0", mw::gguf::TensorType::Q4_0, 2, 32, random_q4_0},
+    {"q4_1", mw::gguf::TensorType::Q4_1, 3, 32, random_q4_1},
+    {"q8_0", mw::gguf::TensorType::Q8_0, 7, 32, random_q8_0},
+    {"q4_k", mw::gguf::TensorType::Q4_K, 14, 256, random_q4_k},  // all Q4_K (llama_ftype Q4_K_S)
+    {"f16", mw::gguf::TensorType::F16, 1, 1, random_f16},
+};
+
+const TypeSpec* g_type = &kTypes[0];
+
+void add_matrix(mw::gguf::Writer& w, const std::string& name, uint64_t n_in, uint64_t n_out, Rng& rng) {
+    const std::vector<uint8_t> d = g_type->make(n_in, n_out, rng);
+    w.add_tensor(name, g_type->type, {n_in, n_out}, d.data(), d.size());
 }
 
 void add_ones(mw::gguf::Writer& w, const std::string& name, uint64_t n) {
@@ -111,8 +204,9 @@ void add_vocab(mw::gguf::Writer& w, uint64_t n_vocab) {
 
 int usage(const char* msg) {
     std::fprintf(stderr,
-                 "make_synthetic_model: %s\nusage: make_synthetic_model OUT.gguf [--n-embd N] [--n-layer N] "
-                 "[--n-head N] [--n-head-kv N] [--n-ff N] [--n-vocab N] [--n-ctx N] [--seed S]\n",
+                 "make_synthetic_model: %s\nusage: make_synthetic_model OUT.gguf [--type q4_0|q4_1|q4_k|q8_0|f16] "
+                 "[--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N] [--n-vocab N] [--n-ctx N] "
+                 "[--seed S]\n",
                  msg);
     return 2;
 }
@@ -130,6 +224,14 @@ int main(int argc, char** argv) {
             continue;
         }
         if (i + 1 >= argc) return usage("an option needs a value");
+        if (a == "--type") {
+            const std::string t = argv[++i];
+            g_type = nullptr;
+            for (const TypeSpec& k : kTypes)
+                if (t == k.name) g_type = &k;
+            if (!g_type) return usage(("unknown --type " + t).c_str());
+            continue;
+        }
         char* end = nullptr;
         const unsigned long long v = std::strtoull(argv[++i], &end, 10);
         if (!end || *end || v == 0) return usage("values are positive whole numbers");
@@ -148,12 +250,14 @@ int main(int argc, char** argv) {
     if (s.n_embd % s.n_head || s.n_head % s.n_head_kv || s.n_embd % 32 || s.n_ff % 32 || (hd * s.n_head) % 32 ||
         s.n_vocab < 300)
         return usage("geometry: n_embd divisible by n_head, n_head by n_head_kv, widths by 32, vocab >= 300");
+    if (s.n_embd % g_type->block || s.n_ff % g_type->block || (hd * s.n_head) % g_type->block)
+        return usage("geometry: widths must be multiples of the type's block (256 for q4_k)");
 
     try {
         mw::gguf::Writer w;
         w.set_string("general.architecture", "llama");
         w.set_string("general.name", "synthetic-" + std::to_string(s.n_layer) + "L-" + std::to_string(s.n_embd));
-        w.set_u32("general.file_type", 2);  // mostly Q4_0
+        w.set_u32("general.file_type", g_type->file_type);
         w.set_u32("llama.context_length", (uint32_t)s.n_ctx);
         w.set_u32("llama.embedding_length", (uint32_t)s.n_embd);
         w.set_u32("llama.block_count", (uint32_t)s.n_layer);
@@ -167,20 +271,20 @@ int main(int argc, char** argv) {
 
         Rng rng{s.seed * 0x9E3779B97F4A7C15ull + 1};
         const uint64_t E = s.n_embd, q = hd * s.n_head, kv = hd * s.n_head_kv;
-        add_q4_0(w, "token_embd.weight", E, s.n_vocab, rng);
+        add_matrix(w, "token_embd.weight", E, s.n_vocab, rng);
         add_ones(w, "output_norm.weight", E);
-        add_q4_0(w, "output.weight", E, s.n_vocab, rng);
+        add_matrix(w, "output.weight", E, s.n_vocab, rng);
         for (uint64_t l = 0; l < s.n_layer; l++) {
             const std::string p = "blk." + std::to_string(l) + ".";
             add_ones(w, p + "attn_norm.weight", E);
-            add_q4_0(w, p + "attn_q.weight", E, q, rng);
-            add_q4_0(w, p + "attn_k.weight", E, kv, rng);
-            add_q4_0(w, p + "attn_v.weight", E, kv, rng);
-            add_q4_0(w, p + "attn_output.weight", q, E, rng);
+            add_matrix(w, p + "attn_q.weight", E, q, rng);
+            add_matrix(w, p + "attn_k.weight", E, kv, rng);
+            add_matrix(w, p + "attn_v.weight", E, kv, rng);
+            add_matrix(w, p + "attn_output.weight", q, E, rng);
             add_ones(w, p + "ffn_norm.weight", E);
-            add_q4_0(w, p + "ffn_gate.weight", E, s.n_ff, rng);
-            add_q4_0(w, p + "ffn_up.weight", E, s.n_ff, rng);
-            add_q4_0(w, p + "ffn_down.weight", s.n_ff, E, rng);
+            add_matrix(w, p + "ffn_gate.weight", E, s.n_ff, rng);
+            add_matrix(w, p + "ffn_up.weight", E, s.n_ff, rng);
+            add_matrix(w, p + "ffn_down.weight", s.n_ff, E, rng);
         }
         w.write(out);
     } catch (const std::exception& e) {

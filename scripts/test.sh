@@ -4,17 +4,19 @@
 #   2. Release build in build/ and its CTest suite
 #   3. AddressSanitizer + UBSan build in build-asan/ (RelWithDebInfo: Debug is
 #      too slow for the real-model tests) and its CTest suite
-#   4. CUDA backend (no GPU needed): setup.sh --cuda (toolkit wheels), then
+#   4. ThreadSanitizer build in build-tsan/ of only the tests labelled
+#      "concurrency" (the serving tests), and those tests
+#   5. CUDA backend (no GPU needed): setup.sh --cuda (toolkit wheels), then
 #      configure build-cuda/ with them, compile and link it for sm_80 and sm_90, run
 #      the CUDA-side tests (GPU ones report SKIP without a device)
-#   5. install build/ to a temporary prefix and run tests/packaging/run.sh
+#   6. install build/ to a temporary prefix and run tests/packaging/run.sh
 #      (pkg-config and find_package consumers, SONAME, exported symbols), then
 #      each bindings/<language>/test.sh PREFIX (Go, Rust, Java)
 # Later steps still run after a failed test step so one run shows every
 # failure; a failed build skips the steps that need it. Exits non-zero when
 # anything failed and ends with one summary line.
 # Environment: MEMWISE_JOBS (parallel jobs, default 2), MEMWISE_SKIP_ASAN=1,
-# MEMWISE_SKIP_CUDA=1 (no toolkit download, no CUDA build).
+# MEMWISE_SKIP_TSAN=1, MEMWISE_SKIP_CUDA=1 (no toolkit download, no CUDA build).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -100,6 +102,19 @@ run_ctest_cuda() {
         ctest --test-dir build-cuda --output-on-failure --no-tests=error -R 'test_cuda_|test_backend_select|test_step_executor'
 }
 
+# Only the concurrency tests' targets: the rest gains nothing from TSan.
+TSAN_TARGETS=(test_serving)
+build_tsan() {
+    configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMWISE_BUILD_TESTS=ON -DMEMWISE_SANITIZE=thread \
+        -DMEMWISE_BUILD_CLI=OFF &&
+        cmake --build build-tsan -j "$JOBS" --target "${TSAN_TARGETS[@]}"
+}
+
+run_ctest_tsan() {
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        ctest --test-dir build-tsan --output-on-failure --no-tests=error -L concurrency -j "$JOBS"
+}
+
 PREFIX=""
 cleanup() { [[ -n "$PREFIX" ]] && rm -rf "$PREFIX"; }
 trap cleanup EXIT
@@ -149,6 +164,14 @@ elif step asan-build build_asan; then
     step asan-tests run_ctest_asan
 else
     skip asan-tests "asan build failed"
+fi
+
+if [[ "${MEMWISE_SKIP_TSAN:-0}" == 1 ]]; then
+    RESULTS+=("tsan=skipped(MEMWISE_SKIP_TSAN=1)")
+elif step tsan-build build_tsan; then
+    step tsan-tests run_ctest_tsan
+else
+    skip tsan-tests "tsan build failed"
 fi
 
 summary

@@ -308,6 +308,11 @@ typedef struct mw_memory_report {
     uint64_t process_anonymous_bytes;
     uint64_t process_file_bytes;
     uint64_t heap_allocations;          /* allocations the engine heap has made so far */
+    /* LoRA adapters used by this engine's requests and still open or in use.
+       Not part of engine_total: like the weights, an adapter is shared by
+       every engine that uses it. */
+    uint64_t adapters_mapped_bytes;     /* F32/F16 matrices used in place from the adapter files */
+    uint64_t adapters_anonymous_bytes;  /* matrices dequantized to F32 in memory */
     /* device memory (CUDA backend; 0 on the CPU). Device KV and step buffers
        are not part of engine_total_bytes, which counts host RAM. */
     uint64_t device_weights_bytes;      /* weights uploaded to the device */
@@ -376,6 +381,48 @@ MW_API mw_status mw_engine_stats(const mw_engine* engine, mw_stats* stats);
  * the engine. Requests not yet released stay valid handles that report
  * MW_FINISH_CANCELLED; release them as usual. Accepts NULL. */
 MW_API void mw_engine_destroy(mw_engine* engine);
+
+/* ------------------------------------------------------------------------ */
+/* LoRA adapters                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A LoRA adapter in GGUF as llama.cpp writes it (general.type "adapter",
+ * adapter.type "lora", adapter.lora.alpha; tensors <base tensor>.lora_a and
+ * .lora_b). For each adapted weight W a request using it computes
+ * W x + s * B (A x), with s = adapter_scale * alpha / rank (adapter_scale when
+ * alpha is 0). The base weights are shared, never copied: any number of
+ * adapters, and requests with and without one, run on one engine, even in the
+ * same forward step. */
+typedef struct mw_adapter mw_adapter;
+
+/* Opens a LoRA adapter for `model` and validates it against it (architecture,
+ * tensor names and shapes). F32/F16 matrices are used in place from the
+ * memory-mapped file; other types are dequantized to F32 once, in memory.
+ * The adapter keeps the model alive. On success *out_adapter is owned by the
+ * caller; close it with mw_adapter_close().
+ * Errors: MW_ERR_INVALID_ARGUMENT (NULL arguments; an adapter made for another
+ * base model: the message names the tensor or architecture that differs),
+ * MW_ERR_FORMAT (not a LoRA adapter: general.type or adapter.type wrong, a
+ * lora_a without its lora_b, disagreeing ranks, a malformed file),
+ * MW_ERR_UNSUPPORTED (an adapted token_embd on a model whose output head is
+ * tied to it), MW_ERR_IO. Thread-safe. */
+MW_API mw_status mw_adapter_open(const mw_model* model, const char* path, mw_adapter** out_adapter);
+
+/* Releases the caller's reference. Requests that use the adapter keep it alive
+ * until they finish, so closing it while they run is safe. Accepts NULL. */
+MW_API void mw_adapter_close(mw_adapter* adapter);
+
+typedef struct mw_adapter_info {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_adapter_info) */
+    float alpha;                /* adapter.lora.alpha (0 when absent) */
+    uint32_t n_tensors;         /* base tensors adapted (lora_a/lora_b pairs) */
+    uint32_t max_rank;
+    uint64_t mapped_bytes;      /* F32/F16 matrices used in place from the file */
+    uint64_t anonymous_bytes;   /* matrices dequantized to F32 at open */
+} mw_adapter_info;
+
+/* Fills *info (the caller sets info->struct_size). Errors: MW_ERR_INVALID_ARGUMENT. */
+MW_API mw_status mw_adapter_info_get(const mw_adapter* adapter, mw_adapter_info* info);
 
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                  */
@@ -447,9 +494,14 @@ typedef struct mw_request_options {
     const mw_text* stop;            /* stop strings (copied at submit); may be NULL */
     size_t n_stop;
     int32_t ignore_eos;             /* 1: do not stop at EOS/EOT; default 0 */
-    int32_t priority;               /* higher is served first; default 0 */
+    int32_t priority;               /* in [-1000, 1000]; higher is admitted first; a waiting
+                                       request gains one level per 10 ms (no starvation); default 0 */
     mw_event_callback callback;     /* optional; see mw_event_callback */
     void* user_data;                /* passed to callback */
+    const mw_adapter* adapter;      /* LoRA adapter to run with, opened on the engine's model;
+                                       NULL (default) = the base model. Kept alive by the request.
+                                       CPU engines only (CUDA: MW_ERR_UNSUPPORTED at submit). */
+    float adapter_scale;            /* the adapter's user scale (finite); default 1.0; 0 = no adapter */
 } mw_request_options;
 
 MW_API void mw_request_options_init(mw_request_options* opts);
@@ -457,8 +509,10 @@ MW_API void mw_request_options_init(mw_request_options* opts);
 /* Submits a request. Copies everything it needs from opts. On success
  * *out_request is a handle owned by the caller; release it with
  * mw_request_release(). Errors (nothing is queued): MW_ERR_INVALID_ARGUMENT
- * (bad values, empty prompt, token id out of range), MW_ERR_CONTEXT_OVERFLOW
- * (prompt plus max_tokens longer than the engine's context), MW_ERR_BUDGET.
+ * (bad values, empty prompt, token id out of range, priority out of range),
+ * MW_ERR_CONTEXT_OVERFLOW (prompt plus max_tokens longer than the engine's
+ * context), MW_ERR_BUDGET (could never fit the whole KV pool), MW_ERR_STATE
+ * (the engine is being destroyed).
  * Thread-safe: any number of threads may submit to one engine. */
 MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw_request** out_request);
 
@@ -488,6 +542,251 @@ MW_API mw_status mw_request_cancel(mw_request* request);
 /* Cancels the request if it still runs and frees the handle. Accepts NULL.
  * Any later use of the handle returns MW_ERR_INVALID_ARGUMENT. */
 MW_API void mw_request_release(mw_request* request);
+
+/* ------------------------------------------------------------------------ */
+/* Evaluation and distillation export                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Window convention (llama.cpp's llama-perplexity): the text is tokenized with
+ * BOS (as the model's metadata says; special tokens are not parsed) and cut
+ * into n_tokens / n_ctx windows of n_ctx tokens, each run from an empty KV
+ * cache with its first token replaced by BOS. Only the second half of a window
+ * is scored: the predictions at positions n_ctx/2 .. n_ctx-2, each with at
+ * least n_ctx/2 tokens of context. Distributions are the model's full softmax
+ * (no sampling). See docs/COMPRESSION.md. */
+
+typedef struct mw_eval_options {
+    uint32_t struct_size;   /* sizeof(mw_eval_options) */
+    uint32_t n_ctx;         /* window length; 0 = 512, or the training context when smaller.
+                               Against an export: 0 or the export's own. */
+    uint32_t n_threads;     /* 0 = number of physical cores */
+    uint32_t max_windows;   /* 0 = every full window of the text */
+    /* Optional: called on the calling thread after each window with the
+       windows done and the windows in all (for progress reports). */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);
+    void* progress_user_data;
+} mw_eval_options;
+
+MW_API void mw_eval_options_init(mw_eval_options* opts);
+
+typedef struct mw_eval_result {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_eval_result) */
+    uint32_t n_ctx;             /* window length used */
+    uint64_t n_tokens;          /* tokens of the text (with BOS) */
+    uint64_t n_windows;
+    uint64_t n_scored;          /* predictions scored */
+    double nll_mean;            /* mean negative log-likelihood of the next token, nats */
+    double perplexity;          /* exp(nll_mean) */
+    /* With a reference (a model or an export); 0 otherwise. */
+    int32_t has_ref;
+    int32_t ref_is_export;      /* 1: KL is the top-K + remainder approximation (a lower bound) */
+    double ref_perplexity;
+    double ln_ppl_ratio;        /* ln(perplexity / ref_perplexity) */
+    double kl_mean;             /* mean KL(ref || model), nats */
+    double kl_p99;              /* 99th percentile of the per-position KL */
+    double kl_max;
+    double top1_agreement;      /* fraction of positions where both argmax tokens agree
+                                   (llama.cpp's "Same top p") */
+    double delta_p_rms;         /* RMS of p_model(next token) - p_ref(next token) */
+    double ref_min_topk_mass;   /* export only: smallest probability mass its top K held */
+    double seconds;             /* wall time of the evaluation */
+} mw_eval_result;
+
+/* Perplexity of model over text[0..text_len); with ref (NULL for none), also
+ * the divergence of model's next-token distributions from ref's. ref must have
+ * the same vocabulary (same tokenizer). opts may be NULL. Blocks until done;
+ * uses n_threads threads of its own. Errors: MW_ERR_INVALID_ARGUMENT (NULL or
+ * empty text, text shorter than one window, vocabularies differ, bad options),
+ * MW_ERR_OUT_OF_MEMORY. Thread-safe (models are shared read-only). */
+MW_API mw_status mw_eval(const mw_model* model, const mw_model* ref, const char* text, size_t text_len,
+                         const mw_eval_options* opts, mw_eval_result* result);
+
+/* Like mw_eval against a distillation export (mw_distill_export) instead of a
+ * teacher model: the export's own windows and tokens are replayed through
+ * model. KL uses the export's top K plus one bucket for the remaining mass.
+ * Errors: MW_ERR_IO (cannot open), MW_ERR_FORMAT (not an export, truncated,
+ * corrupt), MW_ERR_INVALID_ARGUMENT (vocabulary differs from the teacher's,
+ * n_ctx differs from the export's). */
+MW_API mw_status mw_eval_export(const mw_model* model, const char* export_path, const mw_eval_options* opts,
+                                mw_eval_result* result);
+
+typedef struct mw_distill_options {
+    uint32_t struct_size;       /* sizeof(mw_distill_options) */
+    uint32_t n_ctx;             /* window length; 0 = as mw_eval */
+    uint32_t n_threads;         /* 0 = number of physical cores */
+    uint32_t max_windows;       /* 0 = every full window of the text */
+    uint32_t top_k;             /* tokens kept per position, 1 .. min(n_vocab, 4096); default 32 */
+    int32_t compression_level;  /* zstd level 1 .. 19; default 3 */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);  /* as in mw_eval_options */
+    void* progress_user_data;
+} mw_distill_options;
+
+MW_API void mw_distill_options_init(mw_distill_options* opts);
+
+/* What an export file holds (its header). */
+typedef struct mw_distill_info {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_distill_info) */
+    uint32_t version;           /* format version (1) */
+    uint32_t n_vocab;
+    uint32_t top_k;
+    uint32_t n_ctx;             /* window length */
+    uint32_t first_scored;      /* first scored position of a window (n_ctx / 2) */
+    uint32_t n_scored;          /* scored positions per window (n_ctx - 1 - n_ctx/2) */
+    int32_t bos;                /* token put at each window's start, -1 for none */
+    uint64_t n_windows;
+    uint64_t n_records;         /* n_windows * n_scored */
+    uint64_t n_text_tokens;     /* tokens of the whole text */
+    uint64_t vocab_hash;        /* identity of the teacher's vocabulary */
+    uint64_t file_bytes;
+    char architecture[32];      /* the teacher's (NUL-terminated) */
+    char model_name[96];
+    char tokenizer_model[16];
+    char tokenizer_pre[32];
+} mw_distill_info;
+
+/* Runs teacher over text[0..text_len) and writes its top-K next-token
+ * log-probabilities (and the remaining mass) at every scored position to
+ * out_path: a zstd-compressed, streamable file (docs/COMPRESSION.md). The file
+ * is written under a temporary name and renamed, so out_path never holds a
+ * partial file. info (may be NULL) receives the header written. Errors:
+ * MW_ERR_INVALID_ARGUMENT (empty or too-short text, top_k or level out of
+ * range), MW_ERR_IO (cannot write). Thread-safe. */
+MW_API mw_status mw_distill_export(const mw_model* teacher, const char* text, size_t text_len, const char* out_path,
+                                   const mw_distill_options* opts, mw_distill_info* info);
+
+/* Streaming reader of an export file: one window in memory at a time. */
+typedef struct mw_distill_reader mw_distill_reader;
+
+/* One scored position. Pointers are owned by the reader and valid until the
+ * next mw_distill_reader_next or mw_distill_reader_close on it. */
+typedef struct mw_distill_record {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_distill_record) */
+    uint32_t top_k;
+    uint64_t window;            /* window index */
+    uint32_t position;          /* position in the window of the prediction */
+    int32_t next_token;         /* the token that actually follows */
+    float next_logprob;         /* its teacher log-probability */
+    float rest_mass;            /* teacher probability outside the top K */
+    const int32_t* ids;         /* top_k token ids, most probable first */
+    const float* logprobs;      /* their teacher log-probabilities (natural log) */
+    const int32_t* context;     /* the window's tokens 0 .. position: the model input */
+    uint32_t n_context;         /* position + 1 */
+} mw_distill_record;
+
+/* Opens an export and checks its header. Errors: MW_ERR_IO, MW_ERR_FORMAT.
+ * Close with mw_distill_reader_close(). One thread at a time per reader. */
+MW_API mw_status mw_distill_reader_open(const char* path, mw_distill_reader** out_reader);
+/* Fills *info from the header (the caller sets info->struct_size). */
+MW_API mw_status mw_distill_reader_info(const mw_distill_reader* reader, mw_distill_info* info);
+/* Reads the next record in file order: *has_record = 1 and *record filled, or
+ * *has_record = 0 at the end (after checking the file's trailer). Errors:
+ * MW_ERR_FORMAT for a truncated or corrupt file (the reader then stays at its
+ * error). */
+MW_API mw_status mw_distill_reader_next(mw_distill_reader* reader, mw_distill_record* record, int32_t* has_record);
+/* Closes the file and frees the reader. Accepts NULL. */
+MW_API void mw_distill_reader_close(mw_distill_reader* reader);
+
+/* ------------------------------------------------------------------------ */
+/* Compression: quantization and structured pruning                          */
+/* ------------------------------------------------------------------------ */
+
+/* Both functions read a GGUF model file and write a new one under a temporary
+ * name renamed into place: out_path never holds a partial file, also on
+ * error. They block, use n_threads threads of their own, and are thread-safe.
+ * See docs/COMPRESSION.md for the methods and measured results. */
+
+typedef struct mw_quantize_options {
+    uint32_t struct_size;       /* sizeof(mw_quantize_options) */
+    const char* type;           /* target type: "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K",
+                                   "F16", "BF16" or "F32" (case-insensitive). May be NULL
+                                   when target_size or target_bpw is set. */
+    const char* calib_path;     /* calibration text (UTF-8 file): importance-weighted
+                                   quantization; NULL = plain round-to-nearest */
+    uint32_t n_ctx;             /* calibration window; 0 = min(256, training context) */
+    uint32_t calib_tokens;      /* tokens of the calibration text used; default 4096, 0 = all */
+    uint64_t target_size;       /* mixed precision: output file size budget in bytes (0 = off) */
+    double target_bpw;          /* mixed precision: bits per weight of the 2-D tensors (0 = off) */
+    uint32_t sens_tokens;       /* mixed precision: tokens the sensitivity is measured on; default 512 */
+    uint32_t n_threads;         /* 0 = hardware threads */
+    /* Optional, called on the calling thread: progress(done, total) per
+       tensor (per measurement in mixed precision), and log(line) with one
+       NUL-terminated line per tensor, fallback and warning. */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);
+    void (*log)(void* user_data, const char* line);
+    void* user_data;
+} mw_quantize_options;
+
+MW_API void mw_quantize_options_init(mw_quantize_options* opts);
+
+typedef struct mw_quantize_result {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_quantize_result) */
+    uint32_t n_tensors;         /* tensors written */
+    uint32_t n_quantized;       /* 2-D tensors converted */
+    uint32_t n_fallback;        /* tensors whose rows did not fit the target's block and got
+                                   another type (named by the log callback) */
+    int32_t requantized;        /* 1: the input was already quantized (errors add up) */
+    int32_t mixed;              /* 1: mixed precision */
+    uint64_t in_bytes;          /* input file size */
+    uint64_t out_bytes;         /* output file size */
+    uint64_t calib_tokens;      /* tokens the statistics came from (0: no calibration) */
+    double predicted_kl;        /* mixed precision: sum of the per-tensor KL of the chosen types */
+} mw_quantize_result;
+
+/* Quantizes every 2-D weight of in_path to opts->type (1-D tensors are copied)
+ * and writes out_path. Rows whose width is not a multiple of the type's block
+ * get the closest type that fits (Q4_K -> Q4_1 -> F16, Q5_K/Q6_K -> Q8_0 ->
+ * F16, Q4_0/Q4_1/Q8_0 -> F16), counted in n_fallback. With calib_path, block
+ * scales minimise the error weighted by each input column's mean squared
+ * activation on that text. With target_size or target_bpw (needs calib_path),
+ * each tensor gets its own type under the budget, the most sensitive ones (by
+ * measured KL) at higher precision. result may be NULL. Errors:
+ * MW_ERR_INVALID_ARGUMENT (unknown type, no type and no budget, empty
+ * calibration text, budget too small, out_path == in_path), MW_ERR_IO (cannot
+ * read or write a file), MW_ERR_FORMAT (malformed model), MW_ERR_UNSUPPORTED
+ * (architecture or input tensor type). */
+MW_API mw_status mw_quantize(const char* in_path, const char* out_path, const mw_quantize_options* opts,
+                             mw_quantize_result* result);
+
+typedef struct mw_prune_options {
+    uint32_t struct_size;       /* sizeof(mw_prune_options) */
+    float ffn_keep;             /* fraction of FFN channels kept, in (0, 1]; default 1 */
+    float heads_keep;           /* fraction of KV groups (with their query heads) kept, in (0, 1]; default 1 */
+    const char* calib_path;     /* calibration text; required unless random */
+    int32_t per_layer;          /* 1: layers keep different shares, chosen by the KL that pruning
+                                   each layer alone causes (measured) under the same total */
+    uint32_t round;             /* kept FFN widths are multiples of this; default 32 (256 for K-quants) */
+    int32_t random;             /* 1: random ranking with seed (a baseline for comparisons) */
+    uint64_t seed;
+    uint32_t n_ctx;             /* calibration window; 0 = min(256, training context) */
+    uint32_t calib_tokens;      /* default 4096, 0 = all */
+    uint32_t sens_tokens;       /* per_layer: tokens each layer's sensitivity is measured on; default 512 */
+    uint32_t n_threads;         /* 0 = hardware threads */
+    void (*progress)(void* user_data, uint64_t done, uint64_t total);  /* calibration tokens */
+    void (*log)(void* user_data, const char* line);                    /* one line per layer */
+    void* user_data;
+} mw_prune_options;
+
+MW_API void mw_prune_options_init(mw_prune_options* opts);
+
+typedef struct mw_prune_result {
+    uint32_t struct_size;       /* set by the caller to sizeof(mw_prune_result) */
+    uint32_t n_layer;
+    uint64_t in_bytes, out_bytes;
+    uint64_t params_in, params_out;
+    uint64_t ffn_channels_in, ffn_channels_out;  /* summed over layers */
+    uint64_t heads_in, heads_out;                /* query heads summed over layers */
+    uint64_t calib_tokens;
+} mw_prune_result;
+
+/* Removes the least important FFN channels and KV groups of in_path (ranked by
+ * their activation-weighted contribution to the residual stream on the
+ * calibration text) and writes out_path with per-layer head counts and FFN
+ * widths in its metadata; memwise loads and runs it. result may be NULL.
+ * Errors: MW_ERR_INVALID_ARGUMENT (a fraction outside (0, 1], no or empty
+ * calibration text, round 0, out_path == in_path), MW_ERR_IO, MW_ERR_FORMAT,
+ * MW_ERR_UNSUPPORTED. */
+MW_API mw_status mw_prune(const char* in_path, const char* out_path, const mw_prune_options* opts,
+                          mw_prune_result* result);
 
 #ifdef __cplusplus
 }

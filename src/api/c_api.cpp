@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "model/chat_template.h"
+#include "model/lora_adapter.h"
 #include "model/model.h"
 #include "runtime/engine.h"
 #include "runtime/request.h"
@@ -18,12 +19,14 @@
 #include <string>
 #include <unordered_set>
 
-struct mw_model {
-    std::shared_ptr<const mw::Model> model;
-};
+#include "api/c_api_internal.h"
 
 struct mw_engine {
     std::unique_ptr<mw::Engine> engine;
+};
+
+struct mw_adapter {
+    std::shared_ptr<const mw::LoraAdapter> adapter;
 };
 
 struct mw_request {
@@ -31,7 +34,7 @@ struct mw_request {
     mw::RequestEvent current;  // the event last returned; its text stays valid until the next call
 };
 
-namespace {
+namespace mw::capi {
 
 thread_local std::string t_last_error;
 
@@ -42,8 +45,8 @@ mw_status set_error(mw_status status, const std::string& message) {
 
 // Live handles, so that a released or foreign pointer is an error, not a crash
 // (as long as the memory was not reused for a new handle of the same kind).
-std::mutex g_handles_mutex;
-std::unordered_set<const void*> g_handles;
+static std::mutex g_handles_mutex;
+static std::unordered_set<const void*> g_handles;
 
 void register_handle(const void* h) {
     std::lock_guard<std::mutex> lock(g_handles_mutex);
@@ -64,35 +67,17 @@ void check_handle(const void* h, const char* what) {
     if (!is_live(h)) mw::fail(MW_ERR_INVALID_ARGUMENT, std::string(what) + " is not a live handle (released or closed?)");
 }
 
-template <class F>
-mw_status guarded(F&& body) {
-    try {
-        body();
-        return MW_OK;
-    } catch (const mw::Error& e) {
-        return set_error(e.status(), e.what());
-    } catch (const std::bad_alloc&) {
-        return set_error(MW_ERR_OUT_OF_MEMORY, "out of memory");
-    } catch (const std::exception& e) {
-        return set_error(MW_ERR_INTERNAL, std::string("internal error: ") + e.what());
-    } catch (...) {
-        return set_error(MW_ERR_INTERNAL, "internal error");
-    }
+void copy_str(char* dst, size_t cap, const std::string& s) {
+    const size_t n = std::min(cap - 1, s.size());
+    std::memcpy(dst, s.data(), n);
+    dst[n] = 0;
 }
 
-// Copies a caller's option struct over defaults, honouring its struct_size.
-template <class T>
-T read_options(const T* user, void (*init)(T*), const char* what) {
-    T o;
-    init(&o);
-    if (!user) return o;
-    if (user->struct_size < sizeof(uint32_t) || user->struct_size > 65536)
-        mw::fail(MW_ERR_INVALID_ARGUMENT, std::string(what) + ".struct_size " + std::to_string(user->struct_size) +
-                                              " is not valid (use " + what + "_init)");
-    std::memcpy(&o, user, std::min<size_t>(user->struct_size, sizeof(T)));
-    o.struct_size = sizeof(T);
-    return o;
-}
+}  // namespace mw::capi
+
+using namespace mw::capi;
+
+namespace {
 
 // Writes bytes into a caller's buffer with the "always report the full length" convention.
 mw_status copy_out(const std::string& s, char* buf, size_t capacity, size_t* out_len) {
@@ -105,12 +90,6 @@ mw_status copy_out(const std::string& s, char* buf, size_t capacity, size_t* out
     }
     if (!s.empty()) std::memcpy(buf, s.data(), s.size());
     return MW_OK;
-}
-
-void copy_str(char* dst, size_t cap, const std::string& s) {
-    const size_t n = std::min(cap - 1, s.size());
-    std::memcpy(dst, s.data(), n);
-    dst[n] = 0;
 }
 
 void fill_event(const mw::RequestEvent& ev, mw_event* out) {
@@ -340,6 +319,9 @@ MW_API void mw_engine_options_init(mw_engine_options* opts) {
     opts->kv_type = MW_KV_F16;
     opts->max_batch_tokens = 512;
     opts->memory_budget_bytes = 0;
+    opts->prefix_cache = 1;
+    opts->preempt_mode = MW_PREEMPT_RECOMPUTE;
+    opts->spill_dir = nullptr;
     opts->backend = MW_BACKEND_CPU;
     opts->cuda_device = 0;
     opts->release_host_weights = 0;
@@ -363,13 +345,20 @@ mw::EngineOptions engine_options_from(const mw_engine_options* opts) {
     if (o.n_ctx > (1u << 22)) mw::fail(MW_ERR_INVALID_ARGUMENT, "n_ctx " + std::to_string(o.n_ctx) + " too large");
     if (o.max_sequences > 4096 || o.kv_block_tokens > 1024 || o.max_batch_tokens > 65536)
         mw::fail(MW_ERR_INVALID_ARGUMENT, "max_sequences, kv_block_tokens or max_batch_tokens out of range");
-    if (o.kv_type != MW_KV_F16 && o.kv_type != MW_KV_F32)
+    if (o.kv_type != MW_KV_F16 && o.kv_type != MW_KV_F32 && o.kv_type != MW_KV_Q8_0)
         mw::fail(MW_ERR_INVALID_ARGUMENT, "kv_type " + std::to_string(o.kv_type) + " is not a mw_kv_type");
+    if (o.prefix_cache != 0 && o.prefix_cache != 1)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "prefix_cache must be 0 or 1, not " + std::to_string(o.prefix_cache));
+    if (o.preempt_mode != MW_PREEMPT_RECOMPUTE && o.preempt_mode != MW_PREEMPT_SPILL)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "preempt_mode " + std::to_string(o.preempt_mode) + " is not a mw_preempt_mode");
     eo.n_threads = (int32_t)o.n_threads;
     eo.n_ctx = (int32_t)o.n_ctx;
     eo.max_sequences = (int32_t)o.max_sequences;
     eo.kv_block_tokens = (int32_t)o.kv_block_tokens;
-    eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : mw::KvType::F16;
+    eo.kv_type = o.kv_type == MW_KV_F32 ? mw::KvType::F32 : o.kv_type == MW_KV_Q8_0 ? mw::KvType::Q8_0 : mw::KvType::F16;
+    eo.prefix_cache = o.prefix_cache != 0;
+    eo.preempt_spill = o.preempt_mode == MW_PREEMPT_SPILL;
+    if (o.spill_dir) eo.spill_dir = o.spill_dir;
     eo.max_batch_tokens = (int32_t)o.max_batch_tokens;
     eo.memory_budget_bytes = o.memory_budget_bytes;
     if (o.backend != MW_BACKEND_CPU && o.backend != MW_BACKEND_CUDA && o.backend != MW_BACKEND_AUTO)
@@ -451,6 +440,8 @@ MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* rep
         r.process_anonymous_bytes = m.process.anonymous;
         r.process_file_bytes = m.process.file;
         r.heap_allocations = m.heap_allocations;
+        r.adapters_mapped_bytes = m.adapters_mapped;
+        r.adapters_anonymous_bytes = m.adapters_owned;
         r.device_weights_bytes = m.device.weights;
         r.device_kv_bytes = m.device.kv;
         r.device_activations_bytes = m.device.activations;
@@ -462,9 +453,84 @@ MW_API mw_status mw_engine_memory(const mw_engine* engine, mw_memory_report* rep
     });
 }
 
+MW_API mw_status mw_engine_stats(const mw_engine* engine, mw_stats* stats) {
+    return guarded([&] {
+        check_handle(engine, "engine");
+        if (!stats || stats->struct_size < sizeof(uint32_t))
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "stats is NULL or stats->struct_size not set");
+        const mw::EngineStats e = engine->engine->stats();
+        mw_stats r;
+        std::memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        r.queued = e.queued;
+        r.running = e.running;
+        r.kv_blocks_total = e.kv_blocks_total;
+        r.kv_blocks_used = e.kv_blocks_used;
+        r.kv_blocks_cached = e.kv_blocks_cached;
+        r.kv_blocks_free = e.kv_blocks_free;
+        r.requests_submitted = e.requests_submitted;
+        r.requests_finished = e.sched.requests_finished;
+        r.steps = e.sched.steps;
+        r.prompt_tokens_computed = e.sched.prompt_tokens;
+        r.generated_tokens = e.sched.generated_tokens;
+        r.prompt_tokens_per_second = e.sched.prompt_tps;
+        r.generated_tokens_per_second = e.sched.generated_tps;
+        r.prefix_cache_hits = e.sched.prefix_hits;
+        r.prefix_cache_misses = e.sched.prefix_misses;
+        const uint64_t lookups = e.sched.prefix_hits + e.sched.prefix_misses;
+        r.prefix_cache_hit_rate = lookups ? (double)e.sched.prefix_hits / (double)lookups : 0.0;
+        r.preemptions = e.sched.preemptions;
+        r.spill_bytes_written = e.sched.spill_bytes;
+        r.spill_failures = e.sched.spill_failures;
+        const size_t n = std::min<size_t>(stats->struct_size, sizeof r);
+        std::memcpy(stats, &r, n);
+        stats->struct_size = (uint32_t)n;
+    });
+}
+
 MW_API void mw_engine_destroy(mw_engine* engine) {
     if (!engine || !unregister_handle(engine)) return;
     delete engine;  // joins the engine thread; running requests finish as cancelled
+}
+
+/* ---- LoRA adapters ---- */
+
+MW_API mw_status mw_adapter_open(const mw_model* model, const char* path, mw_adapter** out_adapter) {
+    return guarded([&] {
+        if (!out_adapter) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_adapter is NULL");
+        *out_adapter = nullptr;
+        check_handle(model, "model");
+        if (!path) mw::fail(MW_ERR_INVALID_ARGUMENT, "path is NULL");
+        auto h = std::make_unique<mw_adapter>();
+        h->adapter = mw::LoraAdapter::load(path, model->model);
+        register_handle(h.get());
+        *out_adapter = h.release();
+    });
+}
+
+MW_API void mw_adapter_close(mw_adapter* adapter) {
+    if (!adapter || !unregister_handle(adapter)) return;
+    delete adapter;  // requests that use it hold their own reference
+}
+
+MW_API mw_status mw_adapter_info_get(const mw_adapter* adapter, mw_adapter_info* info) {
+    return guarded([&] {
+        check_handle(adapter, "adapter");
+        if (!info || info->struct_size < sizeof(uint32_t))
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "info is NULL or info->struct_size not set");
+        const mw::LoraAdapter& a = *adapter->adapter;
+        mw_adapter_info i;
+        std::memset(&i, 0, sizeof i);
+        i.struct_size = sizeof i;
+        i.alpha = a.alpha();
+        i.n_tensors = (uint32_t)a.n_weights();
+        i.max_rank = (uint32_t)a.max_rank();
+        i.mapped_bytes = a.mapped_bytes();
+        i.anonymous_bytes = a.owned_bytes();
+        const size_t n = std::min<size_t>(info->struct_size, sizeof i);
+        std::memcpy(info, &i, n);
+        info->struct_size = (uint32_t)n;
+    });
 }
 
 /* ---- requests ---- */
@@ -483,60 +549,123 @@ MW_API void mw_request_options_init(mw_request_options* opts) {
     opts->repeat_penalty = 1.0f;
     opts->repeat_last_n = 64;
     opts->seed = MW_SEED_RANDOM;
+    opts->adapter = NULL;
+    opts->adapter_scale = 1.0f;
 }
+
+namespace {
+// Builds a request from validated options (the prompt tokenized here, on the
+// caller's thread). A request may outlive its engine (the caller owns the
+// handle), so it lives on the process heap, not on the engine's.
+std::shared_ptr<mw::Request> request_from(const mw::Engine& engine, const mw_request_options& o,
+                                          const std::vector<int32_t>* prompt) {
+    auto r = std::make_shared<mw::Request>();
+    if (prompt) r->prompt = *prompt;
+    r->sampling.temperature = o.temperature;
+    r->sampling.top_k = o.top_k;
+    r->sampling.top_p = o.top_p;
+    r->sampling.min_p = o.min_p;
+    r->sampling.repeat_penalty = o.repeat_penalty;
+    r->sampling.repeat_last_n = o.repeat_last_n;
+    r->sampling.seed = o.seed == MW_SEED_RANDOM ? ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}()
+                                                : o.seed;
+    r->max_tokens = o.max_tokens;
+    r->ignore_eos = o.ignore_eos != 0;
+    r->priority = o.priority;
+    for (size_t i = 0; i < o.n_stop; i++) {
+        if (!o.stop[i].data && o.stop[i].len) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is NULL");
+        if (o.stop[i].len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is empty");
+        r->stops.emplace_back(o.stop[i].data, o.stop[i].len);
+    }
+    r->callback = o.callback;
+    r->user_data = o.user_data;
+    if (o.adapter && o.adapter_scale != 0.0f) {
+        check_handle(o.adapter, "adapter");
+        r->adapter = o.adapter->adapter;
+        r->lora.scale = o.adapter_scale;  // checked with the adapter's model by the engine
+    }
+    (void)engine;
+    return r;
+}
+
+// Checks the options and returns the prompt's tokens.
+std::vector<int32_t> prompt_from(const mw::Engine& engine, const mw_request_options* opts, mw_request_options* out) {
+    if (!opts) mw::fail(MW_ERR_INVALID_ARGUMENT, "options are NULL (the prompt is required)");
+    const mw_request_options o = read_options(opts, mw_request_options_init, "mw_request_options");
+    *out = o;
+    const bool has_text = o.prompt != nullptr || o.prompt_len > 0;
+    const bool has_tokens = o.prompt_tokens != nullptr || o.n_prompt_tokens > 0;
+    if (has_text == has_tokens)
+        mw::fail(MW_ERR_INVALID_ARGUMENT, has_text ? "give either prompt text or prompt tokens, not both"
+                                                   : "empty prompt: give prompt text or prompt tokens");
+    if ((has_text && !o.prompt) || (has_tokens && !o.prompt_tokens))
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "prompt pointer is NULL with a non-zero length");
+    if (o.n_stop && !o.stop) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop is NULL with n_stop > 0");
+    if (has_text) {
+        if (o.prompt_len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
+        return engine.model().tokenizer().encode(std::string_view(o.prompt, o.prompt_len), o.add_special != 0,
+                                                 o.parse_special != 0);
+    }
+    return std::vector<int32_t>(o.prompt_tokens, o.prompt_tokens + o.n_prompt_tokens);
+}
+}  // namespace
 
 MW_API mw_status mw_submit(mw_engine* engine, const mw_request_options* opts, mw_request** out_request) {
     return guarded([&] {
         if (!out_request) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_request is NULL");
         *out_request = nullptr;
         check_handle(engine, "engine");
-        if (!opts) mw::fail(MW_ERR_INVALID_ARGUMENT, "options are NULL (the prompt is required)");
-        const mw_request_options o = read_options(opts, mw_request_options_init, "mw_request_options");
-        const bool has_text = o.prompt != nullptr || o.prompt_len > 0;
-        const bool has_tokens = o.prompt_tokens != nullptr || o.n_prompt_tokens > 0;
-        if (has_text == has_tokens)
-            mw::fail(MW_ERR_INVALID_ARGUMENT, has_text ? "give either prompt text or prompt tokens, not both"
-                                                       : "empty prompt: give prompt text or prompt tokens");
-        if ((has_text && !o.prompt) || (has_tokens && !o.prompt_tokens))
-            mw::fail(MW_ERR_INVALID_ARGUMENT, "prompt pointer is NULL with a non-zero length");
-        if (o.n_stop && !o.stop) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop is NULL with n_stop > 0");
-
-        // A request may outlive its engine (the caller owns the handle), so it
-        // lives on the process heap, not on the engine's.
-        auto r = std::make_shared<mw::Request>();
-        const mw::Model& m = engine->engine->model();
-        if (has_text) {
-            if (o.prompt_len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "empty prompt");
-            r->prompt = m.tokenizer().encode(std::string_view(o.prompt, o.prompt_len), o.add_special != 0,
-                                             o.parse_special != 0);
-        } else {
-            r->prompt.assign(o.prompt_tokens, o.prompt_tokens + o.n_prompt_tokens);
-        }
-        r->sampling.temperature = o.temperature;
-        r->sampling.top_k = o.top_k;
-        r->sampling.top_p = o.top_p;
-        r->sampling.min_p = o.min_p;
-        r->sampling.repeat_penalty = o.repeat_penalty;
-        r->sampling.repeat_last_n = o.repeat_last_n;
-        r->sampling.seed = o.seed == MW_SEED_RANDOM ? ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}()
-                                                    : o.seed;
-        r->max_tokens = o.max_tokens;
-        r->ignore_eos = o.ignore_eos != 0;
-        r->priority = o.priority;
-        for (size_t i = 0; i < o.n_stop; i++) {
-            if (!o.stop[i].data && o.stop[i].len) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is NULL");
-            if (o.stop[i].len == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "stop string " + std::to_string(i) + " is empty");
-            r->stops.emplace_back(o.stop[i].data, o.stop[i].len);
-        }
-        r->callback = o.callback;
-        r->user_data = o.user_data;
-
+        mw_request_options o;
+        const std::vector<int32_t> prompt = prompt_from(*engine->engine, opts, &o);
+        auto r = request_from(*engine->engine, o, &prompt);
         auto h = std::make_unique<mw_request>();
         h->request = r;
         r->handle = h.get();
-        engine->engine->submit(r);
+        // Registered before it is queued: once queued nothing may fail, or the
+        // engine would run a request whose handle was never returned.
         register_handle(h.get());
+        try {
+            engine->engine->submit(r);
+        } catch (...) {
+            unregister_handle(h.get());
+            throw;
+        }
         *out_request = h.release();
+    });
+}
+
+MW_API mw_status mw_submit_n(mw_engine* engine, const mw_request_options* opts, uint32_t n,
+                             mw_request** out_requests) {
+    return guarded([&] {
+        if (!out_requests) mw::fail(MW_ERR_INVALID_ARGUMENT, "out_requests is NULL");
+        for (uint32_t i = 0; i < n; i++) out_requests[i] = nullptr;
+        check_handle(engine, "engine");
+        if (n == 0) mw::fail(MW_ERR_INVALID_ARGUMENT, "n must be at least 1");
+        if (n > (uint32_t)engine->engine->plan().max_sequences)
+            mw::fail(MW_ERR_INVALID_ARGUMENT, "n = " + std::to_string(n) + " completions exceed the engine's max_sequences " +
+                                                  std::to_string(engine->engine->plan().max_sequences));
+        mw_request_options o;
+        const std::vector<int32_t> prompt = prompt_from(*engine->engine, opts, &o);
+        std::vector<std::shared_ptr<mw::Request>> rs;
+        std::vector<std::unique_ptr<mw_request>> hs;
+        for (uint32_t i = 0; i < n; i++) {
+            mw_request_options oi = o;
+            if (o.seed != MW_SEED_RANDOM) oi.seed = o.seed + i;  // completion i samples with seed + i
+            rs.push_back(request_from(*engine->engine, oi, &prompt));
+            hs.push_back(std::make_unique<mw_request>());
+            hs.back()->request = rs.back();
+            rs.back()->handle = hs.back().get();
+        }
+        // Registered before they are queued (as in mw_submit).
+        uint32_t registered = 0;
+        try {
+            for (; registered < n; registered++) register_handle(hs[registered].get());
+            engine->engine->submit_group(rs);
+        } catch (...) {
+            while (registered > 0) unregister_handle(hs[--registered].get());
+            throw;
+        }
+        for (uint32_t i = 0; i < n; i++) out_requests[i] = hs[i].release();
     });
 }
 

@@ -23,7 +23,12 @@
 //    type a known ggml id; ne[0] a multiple of the type's block size;
 //  - data offsets aligned; the data section starts at the end of the tensor
 //    infos rounded up to the alignment; every tensor's bytes lie inside the
-//    file and no two tensors' bytes overlap.
+//    file and no two tensors' bytes overlap (so their sizes cannot sum past
+//    the file size).
+// Memory while parsing is bounded relative to the file: a string array keeps
+// 4 bytes per string (each takes at least 8 in the file), tensor infos are
+// reserved only after tensor_count passed the bytes-left check, and the
+// 1 GiB metadata cap applies on top.
 #include "gguf/gguf_file.h"
 
 #include "base/error.h"

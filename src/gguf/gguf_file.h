@@ -5,6 +5,10 @@
 // alignment and data size is checked against the file before anything reads
 // through it; a violation throws mw::Error(MW_ERR_FORMAT) whose message names
 // the field and its byte offset. An unreadable path throws MW_ERR_IO.
+// The limits are listed at the top of gguf_file.cpp and in docs/RELIABILITY.md;
+// every count is bounded by the bytes left in the file, so what parsing
+// allocates is bounded by a small multiple of the file size. The known
+// llama.cpp parser CVE patterns are regression files in fuzz/corpus/gguf/.
 #pragma once
 
 #include "gguf/tensor_type.h"

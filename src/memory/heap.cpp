@@ -1,5 +1,7 @@
 #include "memory/heap.h"
 
+#include "memory/alloc_fault.h"
+
 #include <cstdlib>
 #include <new>
 
@@ -14,6 +16,7 @@ std::atomic<uint64_t> g_system_live{0};
 }
 
 void* Heap::do_allocate(size_t bytes, size_t align) {
+    if (alloc_should_fail()) throw std::bad_alloc();  // tests only: injected failure
 #ifdef MEMWISE_SYSTEM_ALLOCATOR
     void* p = nullptr;
     if (posix_memalign(&p, align < sizeof(void*) ? sizeof(void*) : align, bytes ? bytes : 1) != 0) p = nullptr;

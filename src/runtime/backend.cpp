@@ -44,9 +44,9 @@ Backend resolve_backend(Backend requested, int device) {
 }
 
 size_t step_scratch_bytes(Backend b, const ModelConfig& c, int32_t max_batch_tokens, int32_t max_logit_rows,
-                          int32_t n_ctx, int32_t n_threads, int32_t block_tokens) {
+                          int32_t n_ctx, int32_t n_threads, int32_t block_tokens, KvType kv_type) {
     if (b == Backend::Cuda) return cuda::scratch_bytes_for(c, max_batch_tokens, max_logit_rows, n_ctx, block_tokens);
-    return Executor::scratch_bytes_for(c, max_batch_tokens, max_logit_rows, n_ctx, n_threads);
+    return Executor::scratch_bytes_for(c, max_batch_tokens, max_logit_rows, n_ctx, n_threads, kv_type);
 }
 
 std::unique_ptr<StepExecutor> make_step_executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& pool,

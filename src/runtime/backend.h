@@ -25,7 +25,7 @@ Backend resolve_backend(Backend requested, int device);
 // Step scratch the backend's executor takes (host arena for the CPU, device
 // step buffers for CUDA): what plan_engine budgets.
 size_t step_scratch_bytes(Backend b, const ModelConfig& c, int32_t max_batch_tokens, int32_t max_logit_rows,
-                          int32_t n_ctx, int32_t n_threads, int32_t block_tokens);
+                          int32_t n_ctx, int32_t n_threads, int32_t block_tokens, KvType kv_type);
 
 struct StepExecutorOptions {
     Backend backend = Backend::Cpu;  // resolved: Cpu or Cuda

@@ -16,7 +16,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace mw {
 
@@ -28,11 +30,25 @@ struct EngineOptions {
     KvType kv_type = KvType::F16;
     int32_t max_batch_tokens = 512;
     uint64_t memory_budget_bytes = 0;  // 0 = enough for max_sequences full contexts
+    bool prefix_cache = true;
+    bool preempt_spill = false;        // preemption spills K/V to spill_dir (else recomputes)
+    std::string spill_dir;             // empty = $TMPDIR or /tmp
     // Where steps run. For CUDA the budget covers device memory (KV + step
     // buffers); the weights are uploaded on top and reported apart.
     Backend backend = Backend::Cpu;
     int32_t cuda_device = 0;
     bool release_host_weights = false;  // CUDA: drop the weights' host pages after upload
+};
+
+// Priorities a request may have (higher first); beyond is MW_ERR_INVALID_ARGUMENT.
+constexpr int32_t kMaxPriority = 1000;
+
+// Serving counters (see mw_stats in the public header).
+struct EngineStats {
+    uint32_t queued = 0, running = 0;
+    uint32_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0, kv_blocks_free = 0;
+    uint64_t requests_submitted = 0;
+    SchedulerStats sched;
 };
 
 // What an engine with these options would allocate (computed without allocating).
@@ -55,6 +71,9 @@ struct EngineMemory {
     uint64_t heap_committed = 0, heap_overhead = 0, heap_allocations = 0;
     uint64_t engine_total = 0;
     memory::ProcessMemory process;
+    // LoRA adapters in use by this engine's requests (not in engine_total:
+    // like the weights, an adapter is shared by every engine that uses it).
+    uint64_t adapters_mapped = 0, adapters_owned = 0;
     DeviceMemory device;  // all 0 on the CPU backend
 };
 
@@ -67,6 +86,9 @@ public:
 
     // Validates (throws mw::Error) and queues. r->prompt must be set.
     void submit(const std::shared_ptr<Request>& r);
+    // Queues the n completions of one prompt (all or none) as a fork group.
+    void submit_group(const std::vector<std::shared_ptr<Request>>& rs);
+    EngineStats stats() const;
 
     const EnginePlan& plan() const { return plan_; }
     const Model& model() const { return *model_; }
@@ -75,6 +97,10 @@ public:
 
 private:
     void loop();
+    void fail_running(mw_status status, const char* message);
+    void validate(const Request& r) const;
+    void bind_adapter(Request& r) const;
+    void note_adapter(const std::shared_ptr<const LoraAdapter>& a);
 
     memory::Heap heap_;  // first: outlives everything allocated from it
     std::shared_ptr<const Model> model_;
@@ -84,9 +110,12 @@ private:
     std::unique_ptr<StepExecutor> exec_;
     std::unique_ptr<Scheduler> sched_;
 
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<std::shared_ptr<Request>> waiting_;
+    // Adapters submitted requests have used; reported while still alive.
+    mutable std::mutex adapters_mutex_;
+    std::vector<std::weak_ptr<const LoraAdapter>> adapters_;
     uint64_t arrivals_ = 0;
     bool stop_ = false;
     std::thread thread_;

@@ -18,6 +18,7 @@
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/ops.h"
 #include "quant/quant.h"
+#include "runtime/lora_apply.h"
 
 #include <algorithm>
 #include <cmath>
@@ -44,12 +45,15 @@ Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& 
                    int32_t max_logit_rows, int32_t n_ctx)
     : model_(std::move(model)), kv_(kv), pool_(pool), max_batch_(max_batch_tokens), max_logit_rows_(max_logit_rows),
       n_ctx_(n_ctx),
-      arena_(scratch_bytes_for(model_->config(), max_batch_tokens, max_logit_rows, n_ctx, pool.size())) {
+      arena_(scratch_bytes_for(model_->config(), max_batch_tokens, max_logit_rows, n_ctx, pool.size(), kv.type())) {
     // Buffers that keep their size for the engine's life come first and survive reset().
     const ModelConfig& c = model_->config();
     scores_ = arena_.alloc<float>((size_t)pool_.size() * cpu::attention_scratch_floats(c.head_dim, n_ctx_));
     row_ptrs_ = arena_.alloc<const void*>((size_t)pool_.size() * 2 * (size_t)n_ctx_);
+    if (kv_.type() == KvType::Q8_0) kv_f32_ = arena_.alloc<float>((size_t)pool_.size() * 2 * (size_t)n_ctx_ * c.head_dim);
     arena_.mark();
+    lora_tokens_.reserve((size_t)max_batch_tokens);
+    lora_logits_.reserve((size_t)max_logit_rows);
 }
 
 void Executor::allocate_step(int32_t n, int32_t n_logits) {
@@ -75,20 +79,21 @@ void Executor::allocate_step(int32_t n, int32_t n_logits) {
 }
 
 size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int32_t max_logit_rows, int32_t n_ctx,
-                                   int n_threads) {
+                                   int n_threads, KvType kv_type) {
     const size_t B = (size_t)max_batch;
     const size_t q_dim = (size_t)c.max_n_head() * c.head_dim;
     size_t floats = B * (3 * (size_t)c.n_embd + 2 * q_dim + 2 * (size_t)c.max_kv_dim() + 2 * (size_t)c.max_n_ff() +
                          (size_t)c.n_rot);
     floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * cpu::attention_scratch_floats(c.head_dim, n_ctx);
     floats += (size_t)n_threads * n_ctx * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
-    const size_t alignment_slack = 16 * 64;  // each of the 15 buffers starts on a 64-byte boundary
+    if (kv_type == KvType::Q8_0) floats += (size_t)n_threads * n_ctx * 2 * (size_t)c.head_dim;
+    const size_t alignment_slack = 17 * 64;  // each of the 15 buffers starts on a 64-byte boundary
     const size_t seq_counts = (size_t)max_logit_rows * sizeof(int32_t) + 64;  // tokens per sequence (<= one per logit row)
     return floats * sizeof(float) + 3 * B * max_act_row_bytes(c) + alignment_slack + seq_counts;
 }
 
 size_t Executor::scratch_bytes() const {
-    return scratch_bytes_for(model_->config(), max_batch_, max_logit_rows_, n_ctx_, pool_.size());
+    return scratch_bytes_for(model_->config(), max_batch_, max_logit_rows_, n_ctx_, pool_.size(), kv_.type());
 }
 
 void Executor::matmul(const Weight& w, const float* x, int32_t n, int32_t x_stride, float* y) {
@@ -150,6 +155,9 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
             }
         }
     });
+    if (lora_rows_)
+        for (int i = 0; i < nw; i++)
+            lora_add(*ws[i], lora_rows_, x, n, x_stride, ys[i], ws[i]->n_out, pool_, lora_scratch_);
 }
 
 void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out) {
@@ -174,6 +182,7 @@ void Executor::embed(const Batch& batch) {
         const int32_t id = batch.tokens[t].token;
         if (id < 0 || id >= c.n_vocab) fail(MW_ERR_INVALID_ARGUMENT, "token id " + std::to_string(id) + " out of range");
         quant::dequantize_row(e.type, e.data + (size_t)id * e.row_bytes, x_ + t * c.n_embd, (size_t)c.n_embd);
+        if (lora_rows_) lora_add_embedding(e, lora_rows_[t], id, x_ + t * c.n_embd);
     }
 }
 
@@ -195,6 +204,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     // Bias, RoPE, and the K/V store, per token.
     const bool neox = c.rope_order == RopeOrder::Neox;
     const bool f16 = kv_.type() == KvType::F16;
+    const bool q8 = kv_.type() == KvType::Q8_0;
     auto prepare = [&](int64_t t) {
         float* q = q_ + t * q_dim;
         float* k = k_ + t * kv_dim;
@@ -211,7 +221,10 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
         const BlockTable& table = *batch.tables[(size_t)bt.seq];
         uint8_t* kd = kv_.k_row(table, il, bt.pos);
         uint8_t* vd = kv_.v_row(table, il, bt.pos);
-        if (f16) {
+        if (q8) {
+            KvCache::quantize_q8_0(k, kd, kv_dim);
+            KvCache::quantize_q8_0(v, vd, kv_dim);
+        } else if (f16) {
             uint16_t* kh = (uint16_t*)kd;
             uint16_t* vh = (uint16_t*)vd;
             for (int32_t i = 0; i < kv_dim; i++) {
@@ -246,10 +259,22 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             const int32_t n_pos = bt.pos + 1;
             if (rows_for != t || rows_group != h / group) {
                 const BlockTable& table = *batch.tables[(size_t)bt.seq];
-                const size_t koff = (size_t)(h / group) * hd * kv_.elem_bytes();
-                for (int32_t p = 0; p < n_pos; p++) {
-                    k_rows[p] = kv_.k_row(table, il, p) + koff;
-                    v_rows[p] = kv_.v_row(table, il, p) + koff;
+                if (q8) {  // dequantize the group's slice of every row once per (token, group)
+                    float* kf = kv_f32_ + (size_t)ti * 2 * n_ctx_ * hd;
+                    float* vf = kf + (size_t)n_ctx_ * hd;
+                    const int32_t start = (h / group) * hd;
+                    for (int32_t p = 0; p < n_pos; p++) {
+                        KvCache::dequantize_q8_0(kv_.k_row(table, il, p), start, hd, kf + (size_t)p * hd);
+                        KvCache::dequantize_q8_0(kv_.v_row(table, il, p), start, hd, vf + (size_t)p * hd);
+                        k_rows[p] = kf + (size_t)p * hd;
+                        v_rows[p] = vf + (size_t)p * hd;
+                    }
+                } else {
+                    const size_t koff = (size_t)(h / group) * hd * (f16 ? 2 : 4);
+                    for (int32_t p = 0; p < n_pos; p++) {
+                        k_rows[p] = kv_.k_row(table, il, p) + koff;
+                        v_rows[p] = kv_.v_row(table, il, p) + koff;
+                    }
                 }
                 rows_for = t;
                 rows_group = h / group;
@@ -258,7 +283,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             // batched order, a decode token the single-token order, whatever
             // else the batch holds: a sequence's results never depend on its
             // neighbours or on how its prompt was chunked.
-            const bool chunk = bt.prompt || seq_tokens_[bt.seq] > 1;
+            const bool chunk = !bt.decode && (bt.prompt || seq_tokens_[bt.seq] > 1);
             cpu::attention_head(q_ + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, chunk,
                                 scratch, att_ + t * q_dim + (size_t)h * hd);
         }
@@ -287,12 +312,15 @@ void Executor::output(const Batch& batch) {
     const ModelWeights& w = model_->weights();
     // Gather the rows that want logits, normalise, project to the vocabulary.
     int32_t m = 0;
+    lora_logits_.clear();
     for (size_t t = 0; t < batch.tokens.size(); t++) {
         if (!batch.tokens[t].want_logits) continue;
+        if (lora_rows_) lora_logits_.push_back(lora_rows_[t]);
         cpu::rmsnorm(x_ + t * c.n_embd, (const float*)w.output_norm.data, xb_ + (size_t)m * c.n_embd,
                      c.n_embd, c.rms_eps);
         m++;
     }
+    if (lora_rows_) lora_rows_ = lora_logits_.data();
     if (m > 0) matmul(w.output, xb_, m, c.n_embd, logits_);
 }
 
@@ -312,6 +340,16 @@ void Executor::forward(const Batch& batch) {
     seq_tokens_ = arena_.alloc<int32_t>(batch.tables.size());
     for (size_t i = 0; i < batch.tables.size(); i++) seq_tokens_[i] = 0;
     for (const auto& bt : batch.tokens) seq_tokens_[bt.seq]++;
+    // Which rows carry a LoRA delta (none at all: the plain path).
+    lora_rows_ = nullptr;
+    lora_tokens_.clear();
+    bool any_lora = false;
+    for (const LoraBinding* b : batch.loras) any_lora = any_lora || b != nullptr;
+    if (any_lora) {
+        for (const auto& bt : batch.tokens)
+            lora_tokens_.push_back((size_t)bt.seq < batch.loras.size() ? batch.loras[(size_t)bt.seq] : nullptr);
+        lora_rows_ = lora_tokens_.data();
+    }
     embed(batch);
     const float* factors = model_->weights().rope_freq_factors.empty() ? nullptr
                                                                         : model_->weights().rope_freq_factors.data();
@@ -325,6 +363,7 @@ void Executor::forward(const Batch& batch) {
         if (c.layers[(size_t)l].n_ff > 0) ffn_layer(n, l);
     }
     output(batch);
+    lora_rows_ = nullptr;
 }
 
 }  // namespace mw

@@ -42,8 +42,9 @@ public:
     size_t scratch_bytes() const;
     const memory::Arena& arena() const { return arena_; }
     // Scratch bytes an executor with these limits needs.
+    // A Q8_0 cache adds per-thread F32 rows for one head's dequantized K/V.
     static size_t scratch_bytes_for(const ModelConfig& c, int32_t max_batch_tokens, int32_t max_logit_rows,
-                                    int32_t n_ctx, int n_threads);
+                                    int32_t n_ctx, int n_threads, KvType kv_type = KvType::F16);
 
 private:
     void embed(const Batch& batch);
@@ -69,9 +70,15 @@ private:
     float *x_ = nullptr, *xb_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
     float *g_ = nullptr, *u_ = nullptr, *tmp_ = nullptr, *logits_ = nullptr, *rope_cs_ = nullptr, *scores_ = nullptr;
     const void** row_ptrs_ = nullptr;  // per thread: K and V row of each position
+    float* kv_f32_ = nullptr;          // Q8_0 cache, per thread: one head's K and V rows as F32
     uint8_t* act_ = nullptr;           // activations converted to the weights' vec_dot types
     size_t act_slice_ = 0;             // bytes of one activation type's rows
     int32_t* seq_tokens_ = nullptr;    // tokens each sequence has in this step
+    // LoRA: the binding of each row of the current matmul input (nullptr when
+    // no sequence of the step uses an adapter), per token and per logits row.
+    const LoraBinding* const* lora_rows_ = nullptr;
+    std::vector<const LoraBinding*> lora_tokens_, lora_logits_;
+    std::vector<float> lora_scratch_;
 };
 
 }  // namespace mw

@@ -1,5 +1,6 @@
 #include "runtime/request.h"
 
+#include <new>
 #include <utility>
 
 namespace mw {
@@ -49,12 +50,25 @@ void Request::deliver(const RequestEvent& ev) {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     if (finished_) return;
-    if (is_finish) {
+    try {
+        if (is_finish) {
+            finished_ = true;
+            finish_ = ev;
+        }
+        // With a callback, token events went there; only the finish is queued.
+        if (!callback || is_finish) push_locked(ev);
+    } catch (const std::bad_alloc&) {
+        // Queueing needed memory that is not there: the request ends here, with
+        // a finish event that needs none (no text). The engine thread goes on.
         finished_ = true;
-        finish_ = ev;
+        finish_.kind = MW_EVENT_FINISHED;
+        finish_.token = -1;
+        finish_.text.clear();
+        finish_.finish_reason = MW_FINISH_ERROR;
+        finish_.status = MW_ERR_OUT_OF_MEMORY;
+        finish_.n_prompt_tokens = ev.n_prompt_tokens;
+        finish_.n_generated_tokens = ev.n_generated_tokens;
     }
-    // With a callback, token events went there; only the finish is queued.
-    if (!callback || is_finish) push_locked(ev);
     cv_.notify_all();
 }
 

@@ -22,10 +22,20 @@ constexpr int kSpinIterations = 20000;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-    for (int i = 1; i < n_threads_; i++) threads_.emplace_back(&ThreadPool::worker, this, i);
+    try {
+        threads_.reserve((size_t)n_threads_);
+        for (int i = 1; i < n_threads_; i++) threads_.emplace_back(&ThreadPool::worker, this, i);
+    } catch (...) {
+        // No destructor runs for a half-built pool: join what started, or
+        // the joinable threads' destructors would terminate the process.
+        stop_and_join();
+        throw;
+    }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_and_join(); }
+
+void ThreadPool::stop_and_join() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         stop_.store(true);

@@ -47,6 +47,7 @@ private:
     using Thunk = void (*)(void*, int, int);
     void dispatch(Thunk thunk, void* ctx);
     void worker(int index);
+    void stop_and_join();
 
     int n_threads_;
     std::vector<std::thread> threads_;

@@ -218,6 +218,23 @@ PY
     grep -q "decode" "$TMP/t.out" || fail "bench text output lacks decode: $(cat "$TMP/t.out")"
     cat "$TMP/j.out"
     ;;
+lora)
+    require_model stories260K.gguf
+    MAKE_LORA=$EXAMPLE
+    [ -x "$MAKE_LORA" ] || fail "make_lora binary '$MAKE_LORA' missing"
+    "$MAKE_LORA" "$MODEL" "$TMP/ad.gguf" 4 1 3 || fail "make_lora failed"
+    run_mw base run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1
+    run_mw l run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1 --lora "$TMP/ad.gguf" --memory-report
+    [ "$RC" -eq 0 ] || fail "run --lora exited $RC: $(cat "$TMP/l.err")"
+    cmp -s "$TMP/base.out" "$TMP/l.out" && fail "the adapter did not change the output: '$(cat "$TMP/l.out")'"
+    grep -q "adapters" "$TMP/l.err" || fail "memory report without the adapters line: $(cat "$TMP/l.err")"
+    run_mw z run "$MODEL" -p "Once upon a time" -n 16 --temp 0 --threads 1 --lora "$TMP/ad.gguf:0"
+    [ "$RC" -eq 0 ] || fail "run --lora FILE:0 exited $RC: $(cat "$TMP/z.err")"
+    cmp -s "$TMP/base.out" "$TMP/z.out" || fail "scale 0 differs from the base model: '$(cat "$TMP/z.out")'"
+    expect_error lora_model "general.type" run "$MODEL" -p hi -n 2 --lora "$MODEL"
+    expect_error lora_scale "--lora" run "$MODEL" -p hi -n 2 --lora "$TMP/ad.gguf:1e"
+    expect_error lora_missing "adapter" run "$MODEL" -p hi -n 2 --lora "$TMP/nope.gguf"
+    ;;
 example)
     require_model stories260K.gguf
     [ -x "$EXAMPLE" ] || fail "example binary '$EXAMPLE' missing"
@@ -229,6 +246,53 @@ example)
     cmp -s "$TMP/e.out" "$TMP/r.out" || fail "example '$(cat "$TMP/e.out")' differs from run '$(cat "$TMP/r.out")'"
     "$EXAMPLE" "$TMP/nope.gguf" "x" >/dev/null 2>"$TMP/e2.err" && fail "example succeeded on a missing file"
     grep -q "mw_model_open" "$TMP/e2.err" || fail "example error lacks the call name"
+    ;;
+eval)
+    require_model stories260K.gguf
+    TEXT="$MEMWISE_TEST_DATA/english.txt"
+    expect_usage_help eh eval --help
+    expect_usage_help dh distill-export --help
+    run_mw e1 eval "$MODEL" --text "$TEXT" --ref "$MODEL" --ctx 64 -t 2 --json
+    [ "$RC" -eq 0 ] || fail "eval exited $RC: $(cat "$TMP/e1.err")"
+    grep -q '"kl_mean": 0,' "$TMP/e1.out" || fail "KL of a model against itself is not 0: $(cat "$TMP/e1.out")"
+    grep -q '"top1_agreement": 1,' "$TMP/e1.out" || fail "self top-1 agreement is not 1: $(cat "$TMP/e1.out")"
+    run_mw d1 distill-export "$MODEL" --text "$TEXT" --top-k 8 --ctx 64 -t 2 "$TMP/x.mwdx"
+    [ "$RC" -eq 0 ] && [ -s "$TMP/x.mwdx" ] || fail "distill-export exited $RC: $(cat "$TMP/d1.err")"
+    run_mw e2 eval "$MODEL" --ref-export "$TMP/x.mwdx" -t 2
+    [ "$RC" -eq 0 ] || fail "eval --ref-export exited $RC: $(cat "$TMP/e2.err")"
+    grep -q "KL mean: *0.000000" "$TMP/e2.out" || fail "KL against its own export is not 0: $(cat "$TMP/e2.out")"
+    expect_error m1 "missing --text" eval "$MODEL"
+    : >"$TMP/empty.txt"
+    expect_error m2 "empty" eval "$MODEL" --text "$TMP/empty.txt"
+    expect_error m3 "top-k 513 is out of range" distill-export "$MODEL" --text "$TEXT" --top-k 513 "$TMP/y.mwdx"
+    [ ! -e "$TMP/y.mwdx" ] || fail "a failed export left $TMP/y.mwdx"
+    expect_error m4 "missing --top-k" distill-export "$MODEL" --text "$TEXT" "$TMP/y.mwdx"
+    head -c 300 "$TMP/x.mwdx" >"$TMP/cut.mwdx"
+    expect_error m5 "MW_ERR_FORMAT" eval "$MODEL" --ref-export "$TMP/cut.mwdx"
+    ;;
+compress)
+    require_model stories260K.gguf
+    TEXT="$MEMWISE_TEST_DATA/english.txt"
+    expect_usage_help qh quantize --help
+    expect_usage_help ph prune --help
+    run_mw q1 quantize "$MODEL" "$TMP/q.gguf" --type q4_k --calib "$TEXT" -t 2
+    [ "$RC" -eq 0 ] && [ -s "$TMP/q.gguf" ] || fail "quantize exited $RC: $(cat "$TMP/q1.err")"
+    grep -q "blk.0.ffn_down.weight: rows of 172 are not a multiple of the Q4_K block (256): F16 instead" "$TMP/q1.err" ||
+        fail "quantize does not report the fallback: $(cat "$TMP/q1.err")"
+    run_mw q2 run "$TMP/q.gguf" -p "Once upon a time" -n 8 --temp 0
+    [ "$RC" -eq 0 ] && [ -s "$TMP/q2.out" ] || fail "the quantized model does not run: $(cat "$TMP/q2.err")"
+    run_mw p1 prune "$MODEL" "$TMP/p.gguf" --ffn-keep 0.75 --heads-keep 0.5 --calib "$TEXT" -t 2
+    [ "$RC" -eq 0 ] || fail "prune exited $RC: $(cat "$TMP/p1.err")"
+    grep -q "FFN channels 860 -> 640, heads 40 -> 20" "$TMP/p1.err" || fail "prune summary: $(cat "$TMP/p1.err")"
+    run_mw p2 run "$TMP/p.gguf" -p "Once upon a time" -n 8 --temp 0
+    [ "$RC" -eq 0 ] && [ -s "$TMP/p2.out" ] || fail "the pruned model does not run: $(cat "$TMP/p2.err")"
+    expect_error x1 "unknown quantization type 'Q2_X'" quantize "$MODEL" "$TMP/x.gguf" --type Q2_X
+    : >"$TMP/empty.txt"
+    expect_error x2 "is empty" quantize "$MODEL" "$TMP/x.gguf" --type Q8_0 --calib "$TMP/empty.txt"
+    expect_error x3 "missing --calib" prune "$MODEL" "$TMP/x.gguf" --ffn-keep 0.5
+    expect_error x4 "ffn-keep" prune "$MODEL" "$TMP/x.gguf" --ffn-keep 1.5 --calib "$TEXT"
+    expect_error x5 "calibration" quantize "$MODEL" "$TMP/x.gguf" --target-bpw 5
+    [ ! -e "$TMP/x.gguf" ] || fail "a failed command left $TMP/x.gguf"
     ;;
 *)
     fail "unknown case '$CASE'"

@@ -4,7 +4,10 @@
 // same batches: stories260K (F32 weights, GEMV path) logits close, SmolLM2
 // (Q4_1, chunks of 64 through the cuBLASLt path) greedy tokens mostly equal,
 // single-token steps (CUDA graphs) as well, and the device argmax equal to the
-// argmax of the logits it returns.
+// argmax of the logits it returns; a Q8_0 KV cache (KvCache's row layout, read
+// and written by the CUDA kernels) on SmolLM2, and refused where head_dim is
+// not a multiple of 32 (stories260K).
+#include "base/error.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "runtime/backend.h"
@@ -138,6 +141,36 @@ void test_cuda_matches_cpu_smollm2(void** state) {
     assert_true(same >= 144);  // 90%
 }
 
+void test_cuda_q8_0_kv(void** state) {
+    (void)state;
+    if (!cuda_or_skip()) skip();
+    // Both executors quantize K/V rows to Q8_0 the same way (ggml's rounding).
+    const int same = compare(MW_SMOLLM_MODEL, KvType::Q8_0, 64, 160, 0);
+    if (same < 0) skip();
+    assert_true(same >= 144);
+}
+
+void test_cuda_q8_0_kv_refused_for_small_heads(void** state) {
+    (void)state;
+    if (!cuda_or_skip()) skip();
+    MW_REQUIRE_MODEL(path, MW_STORIES_MODEL);
+    auto m = Model::load(path);
+    if (m->config().head_dim % 32 == 0) skip();
+    KvCache kv(m->config(), KvType::Q8_0, 16, 4);  // kv_dim is a multiple of 32, head_dim is not
+    ThreadPool pool(1);
+    StepExecutorOptions so;
+    so.backend = Backend::Cuda;
+    so.max_batch_tokens = so.max_logit_rows = 4;
+    so.n_ctx = 64;
+    try {
+        make_step_executor(m, kv, pool, so);
+        fail_msg("the CUDA executor took a Q8_0 KV cache with head_dim %d", m->config().head_dim);
+    } catch (const Error& e) {
+        assert_int_equal(e.status(), MW_ERR_UNSUPPORTED);
+        printf("refused: %s\n", e.what());
+    }
+}
+
 }  // namespace
 
 int main(void) {
@@ -145,6 +178,8 @@ int main(void) {
         cmocka_unit_test(test_cpu_block_ops),
         cmocka_unit_test(test_cuda_matches_cpu_stories),
         cmocka_unit_test(test_cuda_matches_cpu_smollm2),
+        cmocka_unit_test(test_cuda_q8_0_kv),
+        cmocka_unit_test(test_cuda_q8_0_kv_refused_for_small_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <string>
 #include <vector>
 
+#include "bandwidth.h"
 #include "commands.h"
 #include "common.h"
 
@@ -33,10 +36,20 @@ static void print_help() {
            "  --threads N            compute threads (default: number of physical cores)\n"
            "  --backend B            cpu (default), cuda, or auto (CUDA when a GPU is usable)\n"
            "  --repeat N             runs to average over (default 1)\n"
+           "  --warmup N             unmeasured runs first (default 0): weights paged in\n"
+           "  --bandwidth GB/S       memory read bandwidth, for the roofline line\n"
+           "  --probe-bandwidth      measure it: after the runs, a child process reads a\n"
+           "                         1 GiB buffer with the engine's thread count (about\n"
+           "                         a second; not counted in peak RSS)\n"
            "  --json                 print one JSON object instead of text, with the memory\n"
            "                         report under \"memory\" (\"threads\": 0\n"
            "                         means the engine default)\n"
            "  -h, --help             show this help\n"
+           "\n"
+           "Roofline: a decode step reads every weight once, so decode tokens/s is at most\n"
+           "bandwidth / (bytes of weights read per token). The line gives those bytes\n"
+           "(all tensors, the token embedding as one row unless it is also the output),\n"
+           "the bound for the given or probed bandwidth, and decode's fraction of it.\n"
            "\n%s",
            kLoadHelp);
 }
@@ -109,12 +122,62 @@ static std::string json_string(const std::string& s) {
 // JSON has no NaN or infinity.
 static double finite_or_zero(double v) { return isfinite(v) ? v : 0.0; }
 
+// Bytes of weights one decode token reads: every tensor once, except the token
+// embedding, of which one row is read (all of it when it is also the output).
+static uint64_t weight_bytes_per_token(const mw_model* model) {
+    uint64_t total = 0, embd = 0, embd_row = 0;
+    bool has_output = false;
+    const size_t n = mw_model_tensor_count(model);
+    for (size_t i = 0; i < n; i++) {
+        mw_tensor_info ti;
+        memset(&ti, 0, sizeof ti);
+        ti.struct_size = sizeof ti;
+        if (mw_model_tensor_info(model, i, &ti) != MW_OK) continue;
+        total += ti.n_bytes;
+        if (strcmp(ti.name, "output.weight") == 0) has_output = true;
+        if (strcmp(ti.name, "token_embd.weight") == 0) {
+            embd = ti.n_bytes;
+            embd_row = ti.ne[1] ? ti.n_bytes / ti.ne[1] : ti.n_bytes;
+        }
+    }
+    return has_output ? total - embd + embd_row : total;
+}
+
+// Runs the bandwidth probe in a child process so its buffer never counts in
+// this process's peak RSS. Returns GB/s, or 0 when it failed.
+static double probe_in_child(int n_threads) {
+    int fds[2];
+    if (pipe(fds) != 0) return 0;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        BandwidthResult r = probe_bandwidth(size_t(1) << 30, n_threads, 3, false, nullptr);
+        ssize_t w = write(fds[1], &r.read_gbps, sizeof r.read_gbps);
+        _exit(w == (ssize_t)sizeof r.read_gbps ? 0 : 1);
+    }
+    close(fds[1]);
+    double gbps = 0;
+    if (read(fds[0], &gbps, sizeof gbps) != (ssize_t)sizeof gbps) gbps = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return gbps;
+}
+
 int cmd_bench(int argc, char** argv) {
     ArgReader a(kCommand, argc, argv);
     std::string model_path;
-    uint32_t prompt_tokens = 512, gen_tokens = 128, threads = 0, repeat = 1;
+    uint32_t prompt_tokens = 512, gen_tokens = 128, threads = 0, repeat = 1, warmup = 0;
     int32_t backend = MW_BACKEND_CPU;
-    bool json = false;
+    float bandwidth = 0;
+    bool json = false, probe = false;
     LoadArgs load_args;
     while (a.next()) {
         if (a.positional()) {
@@ -128,6 +191,10 @@ int cmd_bench(int argc, char** argv) {
         } else if (a.u32("--threads", "-t", &threads, 1)) {
         } else if (a.u32("--repeat", "-r", &repeat, 1)) {
         } else if (parse_backend(a, &backend)) {
+        } else if (a.u32("--warmup", nullptr, &warmup, 0)) {
+        } else if (a.f32("--bandwidth", nullptr, &bandwidth, 0.0f, 1e6f, true)) {
+        } else if (a.flag("--probe-bandwidth")) {
+            probe = true;
         } else if (a.flag("--json")) {
             json = true;
         } else if (load_args.parse(a)) {
@@ -166,10 +233,20 @@ int cmd_bench(int argc, char** argv) {
         return kExitError;
     }
 
+    mw_engine_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.struct_size = sizeof plan;
+    uint32_t n_threads = threads;
+    if (mw_engine_plan_memory(model, &eopts, &plan) == MW_OK) n_threads = plan.n_threads;
+    const uint64_t bytes_per_token = weight_bytes_per_token(model);
+
     double prefill_s = 0, decode_s = 0;
     int rc = kExitOk;
-    for (uint32_t run = 0; run < repeat && rc == kExitOk; run++) {
-        std::vector<int32_t> prompt = make_prompt(model, info, prompt_tokens, 0x6d656d77697365ull + run);
+    for (uint32_t i = 0; i < warmup + repeat && rc == kExitOk; i++) {
+        const bool measured = i >= warmup;
+        const uint32_t run = measured ? i - warmup : i;
+        std::vector<int32_t> prompt =
+            make_prompt(model, info, prompt_tokens, measured ? 0x6d656d77697365ull + run : 0x7761726d7570ull + run);
         mw_request_options opts;
         memset(&opts, 0, sizeof opts);
         opts.struct_size = sizeof opts;
@@ -194,11 +271,12 @@ int cmd_bench(int argc, char** argv) {
             fprintf(stderr, "memwise %s: interrupted\n", kCommand);
             rc = kExitInterrupted;
         } else if (r.status != MW_OK || r.finish_reason != MW_FINISH_LENGTH || r.n_token_events != gen_tokens) {
-            fprintf(stderr, "memwise %s: run %u ended early (%s after %u of %u tokens): %s %s\n", kCommand, run + 1,
+            fprintf(stderr, "memwise %s: run %u ended early (%s after %u of %u tokens): %s %s\n", kCommand, i + 1,
                     finish_reason_name(r.finish_reason), r.n_token_events, gen_tokens, mw_status_string(r.status),
                     r.error.c_str());
             rc = kExitError;
         }
+        if (!measured) continue;
         prefill_s += clock.first.load() - t_submit;
         decode_s += clock.last.load() - clock.first.load();
     }
@@ -214,13 +292,23 @@ int cmd_bench(int argc, char** argv) {
     memset(&ru, 0, sizeof ru);
     getrusage(RUSAGE_SELF, &ru);
     uint64_t peak_rss = uint64_t(ru.ru_maxrss) * 1024;  // Linux reports KiB
+    // After the engine is gone: the child starts from a process with no engine threads.
+    if (probe) {
+        bandwidth = float(probe_in_child(n_threads ? int(n_threads) : 1));
+        if (bandwidth <= 0) fprintf(stderr, "memwise %s: the bandwidth probe failed; no roofline\n", kCommand);
+    }
+    const double bound_tps = bandwidth > 0 ? double(bandwidth) * 1e9 / double(bytes_per_token) : 0.0;
+    const double fraction = bound_tps > 0 ? decode_tps / bound_tps : 0.0;
 
     if (json) {
         printf("{\"model\": %s, \"threads\": %u, \"prompt_tokens\": %u, \"gen_tokens\": %u, \"repeat\": %u, "
                "\"load_seconds\": %.6f, \"prefill_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, "
-               "\"peak_rss_bytes\": %" PRIu64 ", \"memwise_version\": %s, \"memory\": %s}\n",
+               "\"peak_rss_bytes\": %" PRIu64 ", \"weight_bytes_per_token\": %" PRIu64 ", "
+               "\"bandwidth_gbps\": %.3f, \"decode_bound_tokens_per_s\": %.3f, \"decode_fraction_of_bound\": %.4f, "
+               "\"memwise_version\": %s, \"memory\": %s}\n",
                json_string(model_path).c_str(), threads, prompt_tokens, gen_tokens, repeat, load_s, prefill_tps,
-               decode_tps, peak_rss, json_string(mw_version_string()).c_str(), memory_report_json(mem).c_str());
+               decode_tps, peak_rss, bytes_per_token, double(bandwidth), bound_tps, fraction,
+               json_string(mw_version_string()).c_str(), memory_report_json(mem).c_str());
     } else {
         printf("model:      %s\n", model_path.c_str());
         if (threads)
@@ -231,6 +319,13 @@ int cmd_bench(int argc, char** argv) {
         printf("prefill:    %u tokens, %.1f tokens/s\n", prompt_tokens, prefill_tps);
         printf("decode:     %u tokens, %.1f tokens/s\n", gen_tokens, decode_tps);
         printf("peak RSS:   %.1f MiB\n", peak_rss / (1024.0 * 1024.0));
+        if (bound_tps > 0)
+            printf("roofline:   %.1f MiB of weights per token, %.1f GB/s read -> decode bound %.1f tokens/s, "
+                   "memwise at %.0f%%\n",
+                   bytes_per_token / (1024.0 * 1024.0), double(bandwidth), bound_tps, 100.0 * fraction);
+        else
+            printf("roofline:   %.1f MiB of weights per token (--bandwidth or --probe-bandwidth for the bound)\n",
+                   bytes_per_token / (1024.0 * 1024.0));
         if (repeat > 1) printf("(averaged over %u runs)\n", repeat);
         printf("memwise:    %s\n", mw_version_string());
         print_memory_report(stdout, mem);

@@ -1,7 +1,10 @@
 // memwise run: one completion of a prompt, streamed to stdout.
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cmath>
 
 #include <string>
 #include <vector>
@@ -12,6 +15,26 @@
 namespace cli {
 
 static const char* const kCommand = "run";
+
+// "FILE" or "FILE:SCALE" (a path may itself hold ':', so only a numeric tail is a scale).
+static bool parse_lora_arg(const std::string& arg, std::string* path, float* scale) {
+    const size_t colon = arg.rfind(':');
+    *path = arg;
+    *scale = 1.0f;
+    if (colon == std::string::npos) return true;
+    const std::string tail = arg.substr(colon + 1);
+    char* end = nullptr;
+    errno = 0;
+    const float v = strtof(tail.c_str(), &end);
+    if (tail.empty() || *end != 0 || errno != 0) {
+        // Not a number: a path with ':' in it, unless it looks like a scale attempt.
+        return tail.find_first_not_of("0123456789.+-eE") != std::string::npos;
+    }
+    if (!std::isfinite(v) || colon == 0) return false;
+    *path = arg.substr(0, colon);
+    *scale = v;
+    return true;
+}
 
 static void print_help() {
     printf("Usage: memwise run MODEL (-p PROMPT | -f FILE) [options]\n"
@@ -26,6 +49,8 @@ static void print_help() {
            "                         chat template (and generate the assistant's reply)\n"
            "  --no-special           treat special-token text in the prompt (\"<|im_start|>\")\n"
            "                         as plain text\n"
+           "  --lora FILE[:SCALE]    run with the LoRA adapter FILE (GGUF, as llama.cpp's\n"
+           "                         convert_lora_to_gguf.py writes it) at SCALE (default 1)\n"
            "\n"
            "%s\n%s\n%s\n"
            "Other:\n"
@@ -41,7 +66,7 @@ int cmd_run(int argc, char** argv) {
     SamplingArgs sampling;
     EngineArgs engine_args;
     LoadArgs load_args;
-    std::string model_path, prompt, prompt_file;
+    std::string model_path, prompt, prompt_file, lora_arg;
     bool have_prompt = false, have_file = false, chat = false, no_special = false, verbose = false;
     bool memory_report = false;
     while (a.next()) {
@@ -55,6 +80,7 @@ int cmd_run(int argc, char** argv) {
             have_prompt = true;
         } else if (a.text("--file", "-f", &prompt_file)) {
             have_file = true;
+        } else if (a.text("--lora", nullptr, &lora_arg)) {
         } else if (a.flag("--chat")) {
             chat = true;
         } else if (a.flag("--no-special")) {
@@ -80,6 +106,10 @@ int cmd_run(int argc, char** argv) {
         return kExitError;
     }
     if (prompt.empty()) return usage_error(kCommand, "the prompt is empty");
+    std::string lora_path = lora_arg;
+    float lora_scale = 1.0f;
+    if (!lora_arg.empty() && !parse_lora_arg(lora_arg, &lora_path, &lora_scale))
+        return usage_error(kCommand, "--lora: '" + lora_arg + "' is not FILE or FILE:SCALE (SCALE a finite number)");
 
     double t_load = now_seconds();
     mw_model* model = open_model(kCommand, model_path, &load_args.opts);
@@ -96,8 +126,21 @@ int cmd_run(int argc, char** argv) {
         }
     }
 
+    mw_adapter* adapter = nullptr;
+    if (!lora_path.empty()) {
+        const mw_status st = mw_adapter_open(model, lora_path.c_str(), &adapter);
+        if (st != MW_OK) {
+            print_api_error(kCommand, "cannot open the LoRA adapter '" + lora_path + "'", st);
+            mw_model_close(model);
+            return kExitError;
+        }
+    }
+
     mw_engine* engine = create_engine(kCommand, model, &engine_args.opts);
-    if (!engine) return kExitError;
+    if (!engine) {
+        mw_adapter_close(adapter);
+        return kExitError;
+    }
     t_load = now_seconds() - t_load;
 
     std::vector<mw_text> stop_storage;
@@ -107,6 +150,8 @@ int cmd_run(int argc, char** argv) {
     opts.prompt_len = text.size();
     opts.parse_special = no_special ? 0 : 1;
     opts.add_special = chat ? needs_add_special(model, text) : 1;
+    opts.adapter = adapter;
+    opts.adapter_scale = lora_scale;
 
     StreamResult r;
     stream_request(engine, opts, stdout, nullptr, &r);
@@ -141,6 +186,7 @@ int cmd_run(int argc, char** argv) {
         if (read_memory_report(kCommand, engine, &mem)) print_memory_report(stderr, mem);
     }
     mw_engine_destroy(engine);
+    mw_adapter_close(adapter);
     mw_model_close(model);
     return rc;
 }

@@ -8,5 +8,9 @@ int cmd_run(int argc, char** argv);
 int cmd_chat(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_distill_export(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
+int cmd_prune(int argc, char** argv);
 
 }  // namespace cli

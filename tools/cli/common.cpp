@@ -334,6 +334,9 @@ void print_memory_report(FILE* f, const mw_memory_report& r) {
     fprintf(f, "  heap         committed %.1f, overhead %.1f, %" PRIu64 " allocations\n", mib(r.heap_committed_bytes),
             mib(r.heap_overhead_bytes), r.heap_allocations);
     fprintf(f, "  engine total %.1f\n", mib(r.engine_total_bytes));
+    if (r.adapters_mapped_bytes || r.adapters_anonymous_bytes)
+        fprintf(f, "  adapters     mapped %.1f (file-backed), dequantized %.1f\n", mib(r.adapters_mapped_bytes),
+                mib(r.adapters_anonymous_bytes));
     fprintf(f, "  process      RSS %.1f, PSS %.1f, anonymous %.1f, file-backed %.1f\n", mib(r.process_rss_bytes),
             mib(r.process_pss_bytes), mib(r.process_anonymous_bytes), mib(r.process_file_bytes));
 }

@@ -19,6 +19,10 @@ const Command kCommands[] = {
     {"chat", cli::cmd_chat, "chat interactively using the model's chat template"},
     {"inspect", cli::cmd_inspect, "describe a model file: geometry, tensors, tokenizer, KV cost"},
     {"bench", cli::cmd_bench, "measure load time, prefill and decode speed, peak memory"},
+    {"eval", cli::cmd_eval, "perplexity; KL and top-1 agreement against a teacher or an export"},
+    {"distill-export", cli::cmd_distill_export, "write a teacher's top-K next-token distributions for distillation"},
+    {"quantize", cli::cmd_quantize, "quantize a model: one type, importance-weighted, or mixed precision"},
+    {"prune", cli::cmd_prune, "remove the least important FFN channels and attention heads"},
 };
 
 void print_usage(FILE* f) {
@@ -28,7 +32,7 @@ void print_usage(FILE* f) {
             "memwise runs GGUF language models with as little memory as the job allows.\n"
             "\n"
             "Commands:\n");
-    for (const Command& c : kCommands) fprintf(f, "  %-10s %s\n", c.name, c.summary);
+    for (const Command& c : kCommands) fprintf(f, "  %-15s %s\n", c.name, c.summary);
     fprintf(f,
             "\n"
             "Options:\n"

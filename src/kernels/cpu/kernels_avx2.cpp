@@ -7,14 +7,14 @@ namespace mw::cpu::detail {
 
 namespace {
 
-// gemv in tiles of RV rows, gemm in tiles of R rows x T tokens (sizes measured
+// gemv over RV row streams (gemv_streams), gemm in tiles of R rows x T tokens (sizes measured
 // with kernels_bench for 16 ymm registers; a K-quant weight block is re-read
 // from L1 per token).
 template <class K, int RV, int R, int T>
 void set_quant(KernelTable& t, TensorType type) {
     const uint32_t i = (uint32_t)type;
     t.vec_dot[i] = vec_dot_k<K>;
-    t.gemv[i] = gemv_k<K, RV>;
+    t.gemv[i] = gemv_streams<K, RV>;
     t.gemm[i] = gemm_k<K, R, T>;
 }
 

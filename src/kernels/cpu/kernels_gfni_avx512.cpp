@@ -16,7 +16,7 @@ template <class K, int RV, int R, int T>
 void set_quant(KernelTable& t, TensorType type) {
     const uint32_t i = (uint32_t)type;
     t.vec_dot[i] = vec_dot_k<K>;
-    t.gemv[i] = gemv_k<K, RV>;
+    t.gemv[i] = gemv_streams<K, RV>;
     t.gemm[i] = gemm_k<K, R, T>;
 }
 

@@ -270,7 +270,15 @@ MW_INLINE __m256 headers4(const uint8_t* p, size_t ws, int count) {
 
 // Large matrices stream from L3/DRAM: asking for the bytes kPrefetchRows rows
 // further on keeps enough misses in flight. Prefetches never fault.
-constexpr size_t kPrefetchRows = 8;
+#ifndef MW_PREFETCH_ROWS
+#define MW_PREFETCH_ROWS 8
+#endif
+constexpr size_t kPrefetchRows = MW_PREFETCH_ROWS;
+// Rows ahead in each stream of gemv_streams.
+#ifndef MW_STREAM_PREFETCH_ROWS
+#define MW_STREAM_PREFETCH_ROWS 4
+#endif
+constexpr size_t kStreamPrefetchRows = MW_STREAM_PREFETCH_ROWS;
 
 // R rows x T tokens of a 32-element block type. Per block: the R rows' scales
 // times each token's d_a in one multiply (stored, then broadcast per row), the
@@ -278,7 +286,7 @@ constexpr size_t kPrefetchRows = 8;
 // convert and one fma.
 template <class K, int R, int T>
 inline void tile32(size_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, const Prep32& prep, float* y,
-                   size_t ys) {
+                   size_t ys, size_t pf_ahead) {
     constexpr int G = (R + 3) / 4;                              // groups of 4 rows sharing a scale vector
     constexpr size_t kPfEvery = K::kW >= 64 ? 1 : 64 / K::kW;  // blocks per prefetch: every line once
 #if defined(__AVX512VL__)
@@ -297,7 +305,7 @@ inline void tile32(size_t nb, const uint8_t* w, size_t ws, const uint8_t* a, siz
         const uint8_t* wb = w + b * K::kW;
         if (pf-- == 0) {
             pf = kPfEvery - 1;
-            MW_UNROLL for (int r = 0; r < R; r++) _mm_prefetch((const char*)(wb + (kPrefetchRows + r) * ws), _MM_HINT_T0);
+            MW_UNROLL for (int r = 0; r < R; r++) _mm_prefetch((const char*)(wb + r * ws + pf_ahead), _MM_HINT_T0);
         }
         __m256 dm[G];
         MW_UNROLL for (int g = 0; g < G; g++) dm[g] = headers4(wb + 4 * g * ws, ws, R - 4 * g < 4 ? R - 4 * g : 4);
@@ -497,13 +505,14 @@ struct Q6_KKernel {
 
 // R rows x T tokens of a K-quant: each weight block used for all T tokens.
 template <class K, int R, int T>
-inline void tile(size_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, size_t ys) {
+inline void tile(size_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, size_t ys,
+                 size_t pf_ahead) {
     typename K::Acc acc[R][T];
     for (size_t b = 0; b < nb; b++) {
         typename K::W wb[R];
         MW_UNROLL for (int r = 0; r < R; r++) {
             const uint8_t* p = w + r * ws + b * K::kW;
-            for (size_t o = 0; o < K::kW; o += 64) _mm_prefetch((const char*)(p + kPrefetchRows * ws + o), _MM_HINT_T0);
+            for (size_t o = 0; o < K::kW; o += 64) _mm_prefetch((const char*)(p + pf_ahead + o), _MM_HINT_T0);
             wb[r] = K::load(p);
         }
         MW_UNROLL for (int t = 0; t < T; t++) {
@@ -524,9 +533,9 @@ inline void run_tile(int rows, int toks, size_t nb, const uint8_t* w, size_t ws,
     if constexpr (T > 1)
         if (toks < T) return run_tile<K, R, T - 1>(rows, toks, nb, w, ws, a, as, prep, y, ys);
     if constexpr (K::kBlock == QK)
-        tile32<K, R, T>(nb, w, ws, a, as, prep, y, ys);
+        tile32<K, R, T>(nb, w, ws, a, as, prep, y, ys, kPrefetchRows * ws);
     else
-        tile<K, R, T>(nb, w, ws, a, as, y, ys);
+        tile<K, R, T>(nb, w, ws, a, as, y, ys, kPrefetchRows * ws);
 }
 
 // Prepared activations for ntok rows (32-element block types; nothing for the K-quants).
@@ -560,6 +569,37 @@ void gemv_k(size_t n, const uint8_t* w, size_t row_stride, size_t nrows, const v
         const int rows = nrows - r < (size_t)R ? (int)(nrows - r) : R;
         run_tile<K, R, 1>(rows, 1, nb, w + r * row_stride, row_stride, (const uint8_t*)a, 0, p.prep, y + r, 0);
     }
+}
+
+// gemv over S independent sequential streams: the rows are cut into S
+// contiguous sections and each tile takes one row from every section (rows
+// i, i + q, i + 2q, ... with q = nrows / S), so S far-apart sequential streams
+// are in flight at once and each section is read front to back. With adjacent
+// rows (gemv_k) one stream advances through short rows, which keeps too few
+// misses in flight to reach the memory's bandwidth. Same per-row arithmetic,
+// so the same bits as gemv_k.
+template <class K, int R>
+MW_INLINE void tile_gemv(size_t nb, const uint8_t* w, size_t ws, const uint8_t* a, const Prep32& prep, float* y,
+                         size_t pf) {
+    if constexpr (K::kBlock == QK)
+        tile32<K, R, 1>(nb, w, ws, a, 0, prep, y, 0, pf);
+    else
+        tile<K, R, 1>(nb, w, ws, a, 0, y, 0, pf);
+}
+
+template <class K, int S>
+void gemv_streams(size_t n, const uint8_t* w, size_t row_stride, size_t nrows, const void* a, float* y) {
+    const size_t nb = n / K::kBlock;
+    PrepFor<K> p((const uint8_t*)a, 0, nb, 1);
+    const size_t q = nrows / S;
+    const size_t pf = kStreamPrefetchRows * row_stride;
+    for (size_t i = 0; i < q; i++) {
+        float ys[S];
+        tile_gemv<K, S>(nb, w + i * row_stride, q * row_stride, (const uint8_t*)a, p.prep, ys, pf);
+        MW_UNROLL for (int s = 0; s < S; s++) y[i + s * q] = ys[s];
+    }
+    for (size_t r = S * q; r < nrows; r++)
+        tile_gemv<K, 1>(nb, w + r * row_stride, row_stride, (const uint8_t*)a, p.prep, y + r, pf);
 }
 
 // Rows in tiles of R, tokens in tiles of T (remainders in smaller tiles).

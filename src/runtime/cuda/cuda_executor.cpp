@@ -140,6 +140,11 @@ private:
     void attention_layer(int32_t n, int32_t il);
     void ffn_layer(int32_t n, int32_t il);
     cudak::KvLayerView kv_view(int32_t il) const;
+    cudak::KvElem kv_elem() const {
+        return kv_.type() == KvType::F16 ? cudak::KvElem::F16
+               : kv_.type() == KvType::F32 ? cudak::KvElem::F32
+                                           : cudak::KvElem::Q8_0;
+    }
 
     std::shared_ptr<const Model> model_;
     KvCache& kv_;
@@ -196,8 +201,11 @@ private:
 CudaExecutor::CudaExecutor(std::shared_ptr<const Model> model, KvCache& kv, const ExecutorOptions& o)
     : model_(std::move(model)), kv_(kv), opts_(o) {
     const ModelConfig& c = model_->config();
-    if (kv_.type() != KvType::F16 && kv_.type() != KvType::F32)
-        fail(MW_ERR_UNSUPPORTED, "the CUDA backend stores KV as F16 or F32 only");
+    // Q8_0 rows as KvCache lays them out (kv_dim / 32 blocks of an F16 scale
+    // and 32 int8), which the kernels read per head: a head must start on a block.
+    if (kv_.type() == KvType::Q8_0 && c.head_dim % 32 != 0)
+        fail(MW_ERR_UNSUPPORTED, "the CUDA backend's Q8_0 KV cache needs head_dim a multiple of 32; this model has " +
+                                     std::to_string(c.head_dim) + " (use an F16 or F32 KV cache)");
     if (o.max_batch_tokens > 65535)
         fail(MW_ERR_INVALID_ARGUMENT, "the CUDA backend runs at most 65535 tokens per step (max_batch_tokens)");
     if (c.head_dim > 512) fail(MW_ERR_UNSUPPORTED, "the CUDA backend supports head_dim up to 512");
@@ -260,7 +268,9 @@ CudaExecutor::CudaExecutor(std::shared_ptr<const Model> model, KvCache& kv, cons
     uint64_t off = 0;
     for (int32_t l = 0; l < c.n_layer; l++) {
         layer_offset_.push_back(off);
-        off += 2 * (uint64_t)kv_.block_tokens() * (uint64_t)kv_.kv_dim(l) * kv_.elem_bytes();
+        if (kv_.row_bytes(l) != cudak::kv_row_bytes(kv_elem(), kv_.kv_dim(l)))
+            fail(MW_ERR_INTERNAL, "CUDA KV row size differs from the KV cache's");
+        off += 2 * (uint64_t)kv_.block_tokens() * (uint64_t)kv_.row_bytes(l);
     }
     if (off != kv_.block_bytes()) fail(MW_ERR_INTERNAL, "CUDA KV layout differs from the KV cache's");
 
@@ -389,7 +399,7 @@ cudak::KvLayerView CudaExecutor::kv_view(int32_t il) const {
     v.layer_offset = layer_offset_[(size_t)il];
     v.block_tokens = kv_.block_tokens();
     v.kv_dim = kv_.kv_dim(il);
-    v.elem = kv_.type() == KvType::F16 ? cudak::KvElem::F16 : cudak::KvElem::F32;  // (the constructor refuses others)
+    v.elem = kv_elem();
     v.tables = tables_d_;
     v.max_blocks = layout_.max_blocks;
     return v;
