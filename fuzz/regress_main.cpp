@@ -17,6 +17,10 @@ int main(int argc, char** argv) {
     std::vector<std::string> files;
     for (int i = 1; i < argc; i++) {
         const std::filesystem::path p(argv[i]);
+        if (!std::filesystem::exists(p)) {  // a missing corpus must fail, not pass empty
+            std::fprintf(stderr, "corpus path %s does not exist\n", argv[i]);
+            return 1;
+        }
         if (std::filesystem::is_directory(p)) {
             for (const auto& e : std::filesystem::directory_iterator(p))
                 if (e.is_regular_file()) files.push_back(e.path().string());

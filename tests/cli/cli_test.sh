@@ -87,6 +87,14 @@ load_options)
     expect_error bad_hint "--access must be" run "$MODEL" -p hi --access bogus
     [ "$RC" -eq 2 ] || fail "--access bogus exited $RC, expected 2"
     expect_error no_hint "needs a value" bench "$MODEL" --access
+    # Roofline: bytes per token always; the bound and fraction with --bandwidth.
+    run_mw roof bench "$MODEL" --prompt-tokens 4 --gen-tokens 4 --threads 1 --warmup 1 --bandwidth 10
+    [ "$RC" -eq 0 ] || fail "bench --bandwidth exited $RC: $(cat "$TMP/roof.err")"
+    grep -q "roofline: .* MiB of weights per token, 10.0 GB/s read -> decode bound .* tokens/s, memwise at" \
+        "$TMP/roof.out" || fail "bench --bandwidth printed no roofline: $(cat "$TMP/roof.out")"
+    run_mw roofj bench "$MODEL" --prompt-tokens 4 --gen-tokens 4 --threads 1 --bandwidth 10 --json
+    grep -q '"decode_bound_tokens_per_s": [1-9]' "$TMP/roofj.out" || fail "bench --json lacks the bound: $(cat "$TMP/roofj.out")"
+    expect_error roofbad "--bandwidth" bench "$MODEL" --bandwidth 0
     # Without CAP_IPC_LOCK (dropped from the bounding set: gone after exec) and
     # with a 16 KiB limit, --lock must fail and say why.
     # (AddressSanitizer turns mlock into a no-op, so sanitized builds skip it.)

@@ -469,8 +469,11 @@ void test_no_leaks_under_churn(void**) {
             i++;
         }
     }
-    // Requests released without waiting finish on the engine thread: wait for them.
+    // Rates over the last 5 s: the run just ended, so they see its tokens.
     mw_stats s = stats_of(e);
+    assert_true(s.generated_tokens_per_second > 0 && s.prompt_tokens_per_second > 0);
+    assert_true(s.generated_tokens_per_second <= (double)s.generated_tokens / 0.1);
+    // Requests released without waiting finish on the engine thread: wait for them.
     for (int i = 0; i < 500 && (s.requests_finished < s.requests_submitted || s.running || s.queued); i++) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         s = stats_of(e);

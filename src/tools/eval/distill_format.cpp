@@ -89,6 +89,11 @@ uint64_t vocab_identity(const Tokenizer& t) {
 
 ExportWriter::ExportWriter(const std::string& path, const ExportHeader& header, int compression_level)
     : path_(path), header_(header), level_(compression_level) {
+    if (header_.window_bytes() > kExportMaxWindowBytes)
+        fail(MW_ERR_INVALID_ARGUMENT, "a window of " + std::to_string(header_.n_ctx) + " tokens with top-k " +
+                                          std::to_string(header_.top_k) + " needs " +
+                                          std::to_string(header_.window_bytes()) + " bytes (limit 1 GiB); use a "
+                                          "smaller --ctx or --top-k");
     tmp_ = path + ".tmp-XXXXXX";
     const int fd = mkstemp(&tmp_[0]);
     if (fd < 0) fail(MW_ERR_IO, "cannot create a temporary file next to " + path + ": " + std::strerror(errno));
@@ -180,6 +185,7 @@ ExportReader::ExportReader(const std::string& path) : path_(path) {
     if (h.n_ctx < 4 || h.n_ctx > (1u << 20)) corrupt("n_ctx " + std::to_string(h.n_ctx));
     if (h.first != h.n_ctx / 2 || h.n_scored != h.n_ctx - 1 - h.first) corrupt("scored positions do not match n_ctx");
     if (h.bos >= (int32_t)h.n_vocab) corrupt("BOS id outside the vocabulary");
+    if (h.window_bytes() > kExportMaxWindowBytes) corrupt("window of " + std::to_string(h.window_bytes()) + " bytes");
     buf_.resize(h.window_bytes());
     in_.resize(ZSTD_compressBound(buf_.size()));
     ZSTD_DCtx* dctx = ZSTD_createDCtx();

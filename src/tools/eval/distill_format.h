@@ -30,6 +30,8 @@ namespace mw::eval {
 constexpr uint32_t kExportVersion = 1;
 constexpr uint32_t kExportHeaderBytes = 256;
 constexpr int32_t kExportMaxTopK = 4096;
+// Largest uncompressed window a writer makes or a reader accepts.
+constexpr uint64_t kExportMaxWindowBytes = 1ull << 30;
 
 struct ExportHeader {
     uint32_t version = kExportVersion;

@@ -2,23 +2,18 @@
 
 #include "base/error.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace mw::compress {
 
-std::vector<size_t> plan_mixed(const std::vector<PlanTensor>& tensors, uint64_t budget) {
-    std::vector<size_t> cur(tensors.size(), 0);
+namespace {
+
+// Greedy upgrades from `cur` (which fits the budget): the single upgrade with
+// the largest loss reduction per added byte that still fits, until none.
+double greedy_from(const std::vector<PlanTensor>& tensors, uint64_t budget, std::vector<size_t>& cur) {
     uint64_t total = 0;
-    for (size_t t = 0; t < tensors.size(); t++) {
-        const auto& c = tensors[t].cands;
-        if (c.empty()) fail(MW_ERR_INTERNAL, "tensor '" + tensors[t].name + "' has no candidate type");
-        for (size_t k = 1; k < c.size(); k++)
-            if (c[k].bytes < c[cur[t]].bytes) cur[t] = k;
-        total += c[cur[t]].bytes;
-    }
-    if (total > budget)
-        fail(MW_ERR_INVALID_ARGUMENT, "the budget of " + std::to_string(budget) + " bytes for the quantized tensors is below the smallest possible, " +
-                                          std::to_string(total) + " bytes");
+    for (size_t t = 0; t < tensors.size(); t++) total += tensors[t].cands[cur[t]].bytes;
     for (;;) {
         double best_ratio = 0;
         size_t bt = 0, bk = 0;
@@ -37,7 +32,50 @@ std::vector<size_t> plan_mixed(const std::vector<PlanTensor>& tensors, uint64_t 
         total = total - tensors[bt].cands[cur[bt]].bytes + tensors[bt].cands[bk].bytes;
         cur[bt] = bk;
     }
-    return cur;
+    double loss = 0;
+    for (size_t t = 0; t < tensors.size(); t++) loss += tensors[t].cands[cur[t]].loss;
+    return loss;
+}
+
+}  // namespace
+
+std::vector<size_t> plan_mixed(const std::vector<PlanTensor>& tensors, uint64_t budget) {
+    std::vector<size_t> smallest(tensors.size(), 0);
+    uint64_t total = 0;
+    for (size_t t = 0; t < tensors.size(); t++) {
+        const auto& c = tensors[t].cands;
+        if (c.empty()) fail(MW_ERR_INTERNAL, "tensor '" + tensors[t].name + "' has no candidate type");
+        for (size_t k = 1; k < c.size(); k++)
+            if (c[k].bytes < c[smallest[t]].bytes) smallest[t] = k;
+        total += c[smallest[t]].bytes;
+    }
+    if (total > budget)
+        fail(MW_ERR_INVALID_ARGUMENT, "the budget of " + std::to_string(budget) + " bytes for the quantized tensors is below the smallest possible, " +
+                                          std::to_string(total) + " bytes");
+    // Several starts, keeping the plan with the smallest summed loss: all at
+    // their smallest type, and, for each type, every tensor at that type (its
+    // smallest where the type does not fit) when that fits the budget. A
+    // greedy from one start can spend the budget early on a few large
+    // upgrades; a uniform start protects against ending worse than one type.
+    std::vector<size_t> best = smallest;
+    double best_loss = greedy_from(tensors, budget, best);
+    std::vector<uint32_t> types;
+    for (const auto& t : tensors)
+        for (const auto& c : t.cands)
+            if (std::find(types.begin(), types.end(), (uint32_t)c.type) == types.end()) types.push_back((uint32_t)c.type);
+    for (uint32_t ty : types) {
+        std::vector<size_t> start = smallest;
+        uint64_t bytes = 0;
+        for (size_t t = 0; t < tensors.size(); t++) {
+            for (size_t k = 0; k < tensors[t].cands.size(); k++)
+                if ((uint32_t)tensors[t].cands[k].type == ty) start[t] = k;
+            bytes += tensors[t].cands[start[t]].bytes;
+        }
+        if (bytes > budget) continue;
+        const double loss = greedy_from(tensors, budget, start);
+        if (loss < best_loss) { best_loss = loss; best = start; }
+    }
+    return best;
 }
 
 namespace {
