@@ -432,7 +432,18 @@ pub struct mw_engine {
 }
 pub const MW_KV_F16: mw_kv_type = 0;
 pub const MW_KV_F32: mw_kv_type = 1;
+pub const MW_KV_Q8_0: mw_kv_type = 2;
 pub type mw_kv_type = ::std::os::raw::c_uint;
+pub const MW_PREEMPT_RECOMPUTE: mw_preempt_mode = 0;
+pub const MW_PREEMPT_SPILL: mw_preempt_mode = 1;
+pub type mw_preempt_mode = ::std::os::raw::c_uint;
+pub const MW_BACKEND_CPU: mw_backend = 0;
+pub const MW_BACKEND_CUDA: mw_backend = 1;
+pub const MW_BACKEND_AUTO: mw_backend = 2;
+pub type mw_backend = ::std::os::raw::c_uint;
+extern "C" {
+    pub fn mw_backend_available(backend: i32) -> ::std::os::raw::c_int;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct mw_engine_options {
@@ -444,6 +455,12 @@ pub struct mw_engine_options {
     pub kv_type: i32,
     pub max_batch_tokens: u32,
     pub memory_budget_bytes: u64,
+    pub prefix_cache: i32,
+    pub preempt_mode: i32,
+    pub spill_dir: *const ::std::os::raw::c_char,
+    pub backend: i32,
+    pub cuda_device: i32,
+    pub release_host_weights: i32,
 }
 #[test]
 fn bindgen_test_layout_mw_engine_options() {
@@ -451,7 +468,7 @@ fn bindgen_test_layout_mw_engine_options() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_engine_options>(),
-        40usize,
+        72usize,
         "Size of mw_engine_options",
     );
     assert_eq!(
@@ -501,6 +518,38 @@ fn bindgen_test_layout_mw_engine_options() {
         32usize,
         "Offset of field: mw_engine_options::memory_budget_bytes",
     );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).prefix_cache) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_engine_options::prefix_cache",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).preempt_mode) as usize - ptr as usize },
+        44usize,
+        "Offset of field: mw_engine_options::preempt_mode",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).spill_dir) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_engine_options::spill_dir",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).backend) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_engine_options::backend",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).cuda_device) as usize - ptr as usize },
+        60usize,
+        "Offset of field: mw_engine_options::cuda_device",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).release_host_weights) as usize - ptr as usize
+        },
+        64usize,
+        "Offset of field: mw_engine_options::release_host_weights",
+    );
 }
 extern "C" {
     pub fn mw_engine_options_init(opts: *mut mw_engine_options);
@@ -535,6 +584,13 @@ pub struct mw_memory_report {
     pub process_anonymous_bytes: u64,
     pub process_file_bytes: u64,
     pub heap_allocations: u64,
+    pub adapters_mapped_bytes: u64,
+    pub adapters_anonymous_bytes: u64,
+    pub device_weights_bytes: u64,
+    pub device_kv_bytes: u64,
+    pub device_activations_bytes: u64,
+    pub device_workspace_bytes: u64,
+    pub device_total_bytes: u64,
 }
 #[test]
 fn bindgen_test_layout_mw_memory_report() {
@@ -542,7 +598,7 @@ fn bindgen_test_layout_mw_memory_report() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_memory_report>(),
-        152usize,
+        208usize,
         "Size of mw_memory_report",
     );
     assert_eq!(
@@ -678,6 +734,53 @@ fn bindgen_test_layout_mw_memory_report() {
         144usize,
         "Offset of field: mw_memory_report::heap_allocations",
     );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).adapters_mapped_bytes) as usize - ptr as usize
+        },
+        152usize,
+        "Offset of field: mw_memory_report::adapters_mapped_bytes",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).adapters_anonymous_bytes) as usize - ptr as usize
+        },
+        160usize,
+        "Offset of field: mw_memory_report::adapters_anonymous_bytes",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).device_weights_bytes) as usize - ptr as usize
+        },
+        168usize,
+        "Offset of field: mw_memory_report::device_weights_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).device_kv_bytes) as usize - ptr as usize },
+        176usize,
+        "Offset of field: mw_memory_report::device_kv_bytes",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).device_activations_bytes) as usize - ptr as usize
+        },
+        184usize,
+        "Offset of field: mw_memory_report::device_activations_bytes",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).device_workspace_bytes) as usize - ptr as usize
+        },
+        192usize,
+        "Offset of field: mw_memory_report::device_workspace_bytes",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).device_total_bytes) as usize - ptr as usize
+        },
+        200usize,
+        "Offset of field: mw_memory_report::device_total_bytes",
+    );
 }
 extern "C" {
     pub fn mw_engine_memory(
@@ -698,6 +801,7 @@ pub struct mw_engine_plan {
     pub kv_block_bytes: u64,
     pub kv_bytes: u64,
     pub activation_bytes: u64,
+    pub backend: i32,
 }
 #[test]
 fn bindgen_test_layout_mw_engine_plan() {
@@ -705,7 +809,7 @@ fn bindgen_test_layout_mw_engine_plan() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_engine_plan>(),
-        56usize,
+        64usize,
         "Size of mw_engine_plan",
     );
     assert_eq!(
@@ -763,6 +867,11 @@ fn bindgen_test_layout_mw_engine_plan() {
         48usize,
         "Offset of field: mw_engine_plan::activation_bytes",
     );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).backend) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_engine_plan::backend",
+    );
 }
 extern "C" {
     pub fn mw_engine_plan_memory(
@@ -771,8 +880,243 @@ extern "C" {
         plan: *mut mw_engine_plan,
     ) -> mw_status;
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_stats {
+    pub struct_size: u32,
+    pub queued: u32,
+    pub running: u32,
+    pub kv_blocks_total: u32,
+    pub kv_blocks_used: u32,
+    pub kv_blocks_cached: u32,
+    pub kv_blocks_free: u32,
+    pub reserved0: u32,
+    pub requests_submitted: u64,
+    pub requests_finished: u64,
+    pub steps: u64,
+    pub prompt_tokens_computed: u64,
+    pub generated_tokens: u64,
+    pub prompt_tokens_per_second: f64,
+    pub generated_tokens_per_second: f64,
+    pub prefix_cache_hits: u64,
+    pub prefix_cache_misses: u64,
+    pub prefix_cache_hit_rate: f64,
+    pub preemptions: u64,
+    pub spill_bytes_written: u64,
+    pub spill_failures: u64,
+}
+#[test]
+fn bindgen_test_layout_mw_stats() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_stats> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(::std::mem::size_of::<mw_stats>(), 136usize, "Size of mw_stats");
+    assert_eq!(::std::mem::align_of::<mw_stats>(), 8usize, "Alignment of mw_stats");
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_stats::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).queued) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_stats::queued",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).running) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_stats::running",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kv_blocks_total) as usize - ptr as usize },
+        12usize,
+        "Offset of field: mw_stats::kv_blocks_total",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kv_blocks_used) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_stats::kv_blocks_used",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kv_blocks_cached) as usize - ptr as usize },
+        20usize,
+        "Offset of field: mw_stats::kv_blocks_cached",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kv_blocks_free) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_stats::kv_blocks_free",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).reserved0) as usize - ptr as usize },
+        28usize,
+        "Offset of field: mw_stats::reserved0",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).requests_submitted) as usize - ptr as usize
+        },
+        32usize,
+        "Offset of field: mw_stats::requests_submitted",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).requests_finished) as usize - ptr as usize
+        },
+        40usize,
+        "Offset of field: mw_stats::requests_finished",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).steps) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_stats::steps",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).prompt_tokens_computed) as usize - ptr as usize
+        },
+        56usize,
+        "Offset of field: mw_stats::prompt_tokens_computed",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).generated_tokens) as usize - ptr as usize },
+        64usize,
+        "Offset of field: mw_stats::generated_tokens",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).prompt_tokens_per_second) as usize - ptr as usize
+        },
+        72usize,
+        "Offset of field: mw_stats::prompt_tokens_per_second",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).generated_tokens_per_second) as usize
+                - ptr as usize
+        },
+        80usize,
+        "Offset of field: mw_stats::generated_tokens_per_second",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).prefix_cache_hits) as usize - ptr as usize
+        },
+        88usize,
+        "Offset of field: mw_stats::prefix_cache_hits",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).prefix_cache_misses) as usize - ptr as usize
+        },
+        96usize,
+        "Offset of field: mw_stats::prefix_cache_misses",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).prefix_cache_hit_rate) as usize - ptr as usize
+        },
+        104usize,
+        "Offset of field: mw_stats::prefix_cache_hit_rate",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).preemptions) as usize - ptr as usize },
+        112usize,
+        "Offset of field: mw_stats::preemptions",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).spill_bytes_written) as usize - ptr as usize
+        },
+        120usize,
+        "Offset of field: mw_stats::spill_bytes_written",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).spill_failures) as usize - ptr as usize },
+        128usize,
+        "Offset of field: mw_stats::spill_failures",
+    );
+}
+extern "C" {
+    pub fn mw_engine_stats(engine: *const mw_engine, stats: *mut mw_stats) -> mw_status;
+}
 extern "C" {
     pub fn mw_engine_destroy(engine: *mut mw_engine);
+}
+#[repr(C)]
+#[derive(Debug)]
+pub struct mw_adapter {
+    _unused: [u8; 0],
+}
+extern "C" {
+    pub fn mw_adapter_open(
+        model: *const mw_model,
+        path: *const ::std::os::raw::c_char,
+        out_adapter: *mut *mut mw_adapter,
+    ) -> mw_status;
+}
+extern "C" {
+    pub fn mw_adapter_close(adapter: *mut mw_adapter);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_adapter_info {
+    pub struct_size: u32,
+    pub alpha: f32,
+    pub n_tensors: u32,
+    pub max_rank: u32,
+    pub mapped_bytes: u64,
+    pub anonymous_bytes: u64,
+}
+#[test]
+fn bindgen_test_layout_mw_adapter_info() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_adapter_info> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_adapter_info>(),
+        32usize,
+        "Size of mw_adapter_info",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_adapter_info>(),
+        8usize,
+        "Alignment of mw_adapter_info",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_adapter_info::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).alpha) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_adapter_info::alpha",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_tensors) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_adapter_info::n_tensors",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).max_rank) as usize - ptr as usize },
+        12usize,
+        "Offset of field: mw_adapter_info::max_rank",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).mapped_bytes) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_adapter_info::mapped_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).anonymous_bytes) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_adapter_info::anonymous_bytes",
+    );
+}
+extern "C" {
+    pub fn mw_adapter_info_get(
+        adapter: *const mw_adapter,
+        info: *mut mw_adapter_info,
+    ) -> mw_status;
 }
 #[repr(C)]
 #[derive(Debug)]
@@ -911,6 +1255,8 @@ pub struct mw_request_options {
     pub priority: i32,
     pub callback: mw_event_callback,
     pub user_data: *mut ::std::os::raw::c_void,
+    pub adapter: *const mw_adapter,
+    pub adapter_scale: f32,
 }
 #[test]
 fn bindgen_test_layout_mw_request_options() {
@@ -918,7 +1264,7 @@ fn bindgen_test_layout_mw_request_options() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_request_options>(),
-        128usize,
+        144usize,
         "Size of mw_request_options",
     );
     assert_eq!(
@@ -1031,6 +1377,16 @@ fn bindgen_test_layout_mw_request_options() {
         120usize,
         "Offset of field: mw_request_options::user_data",
     );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).adapter) as usize - ptr as usize },
+        128usize,
+        "Offset of field: mw_request_options::adapter",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).adapter_scale) as usize - ptr as usize },
+        136usize,
+        "Offset of field: mw_request_options::adapter_scale",
+    );
 }
 extern "C" {
     pub fn mw_request_options_init(opts: *mut mw_request_options);
@@ -1040,6 +1396,14 @@ extern "C" {
         engine: *mut mw_engine,
         opts: *const mw_request_options,
         out_request: *mut *mut mw_request,
+    ) -> mw_status;
+}
+extern "C" {
+    pub fn mw_submit_n(
+        engine: *mut mw_engine,
+        opts: *const mw_request_options,
+        n: u32,
+        out_requests: *mut *mut mw_request,
     ) -> mw_status;
 }
 extern "C" {
@@ -1054,4 +1418,948 @@ extern "C" {
 }
 extern "C" {
     pub fn mw_request_release(request: *mut mw_request);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_eval_options {
+    pub struct_size: u32,
+    pub n_ctx: u32,
+    pub n_threads: u32,
+    pub max_windows: u32,
+    pub progress: ::std::option::Option<
+        unsafe extern "C" fn(
+            user_data: *mut ::std::os::raw::c_void,
+            done: u64,
+            total: u64,
+        ),
+    >,
+    pub progress_user_data: *mut ::std::os::raw::c_void,
+}
+#[test]
+fn bindgen_test_layout_mw_eval_options() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_eval_options> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_eval_options>(),
+        32usize,
+        "Size of mw_eval_options",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_eval_options>(),
+        8usize,
+        "Alignment of mw_eval_options",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_eval_options::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_ctx) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_eval_options::n_ctx",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_threads) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_eval_options::n_threads",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).max_windows) as usize - ptr as usize },
+        12usize,
+        "Offset of field: mw_eval_options::max_windows",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).progress) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_eval_options::progress",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).progress_user_data) as usize - ptr as usize
+        },
+        24usize,
+        "Offset of field: mw_eval_options::progress_user_data",
+    );
+}
+extern "C" {
+    pub fn mw_eval_options_init(opts: *mut mw_eval_options);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_eval_result {
+    pub struct_size: u32,
+    pub n_ctx: u32,
+    pub n_tokens: u64,
+    pub n_windows: u64,
+    pub n_scored: u64,
+    pub nll_mean: f64,
+    pub perplexity: f64,
+    pub has_ref: i32,
+    pub ref_is_export: i32,
+    pub ref_perplexity: f64,
+    pub ln_ppl_ratio: f64,
+    pub kl_mean: f64,
+    pub kl_p99: f64,
+    pub kl_max: f64,
+    pub top1_agreement: f64,
+    pub delta_p_rms: f64,
+    pub ref_min_topk_mass: f64,
+    pub seconds: f64,
+}
+#[test]
+fn bindgen_test_layout_mw_eval_result() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_eval_result> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_eval_result>(),
+        128usize,
+        "Size of mw_eval_result",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_eval_result>(),
+        8usize,
+        "Alignment of mw_eval_result",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_eval_result::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_ctx) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_eval_result::n_ctx",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_tokens) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_eval_result::n_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_windows) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_eval_result::n_windows",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_scored) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_eval_result::n_scored",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).nll_mean) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_eval_result::nll_mean",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).perplexity) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_eval_result::perplexity",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).has_ref) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_eval_result::has_ref",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ref_is_export) as usize - ptr as usize },
+        52usize,
+        "Offset of field: mw_eval_result::ref_is_export",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ref_perplexity) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_eval_result::ref_perplexity",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ln_ppl_ratio) as usize - ptr as usize },
+        64usize,
+        "Offset of field: mw_eval_result::ln_ppl_ratio",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kl_mean) as usize - ptr as usize },
+        72usize,
+        "Offset of field: mw_eval_result::kl_mean",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kl_p99) as usize - ptr as usize },
+        80usize,
+        "Offset of field: mw_eval_result::kl_p99",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).kl_max) as usize - ptr as usize },
+        88usize,
+        "Offset of field: mw_eval_result::kl_max",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).top1_agreement) as usize - ptr as usize },
+        96usize,
+        "Offset of field: mw_eval_result::top1_agreement",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).delta_p_rms) as usize - ptr as usize },
+        104usize,
+        "Offset of field: mw_eval_result::delta_p_rms",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).ref_min_topk_mass) as usize - ptr as usize
+        },
+        112usize,
+        "Offset of field: mw_eval_result::ref_min_topk_mass",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).seconds) as usize - ptr as usize },
+        120usize,
+        "Offset of field: mw_eval_result::seconds",
+    );
+}
+extern "C" {
+    pub fn mw_eval(
+        model: *const mw_model,
+        ref_: *const mw_model,
+        text: *const ::std::os::raw::c_char,
+        text_len: usize,
+        opts: *const mw_eval_options,
+        result: *mut mw_eval_result,
+    ) -> mw_status;
+}
+extern "C" {
+    pub fn mw_eval_export(
+        model: *const mw_model,
+        export_path: *const ::std::os::raw::c_char,
+        opts: *const mw_eval_options,
+        result: *mut mw_eval_result,
+    ) -> mw_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_distill_options {
+    pub struct_size: u32,
+    pub n_ctx: u32,
+    pub n_threads: u32,
+    pub max_windows: u32,
+    pub top_k: u32,
+    pub compression_level: i32,
+    pub progress: ::std::option::Option<
+        unsafe extern "C" fn(
+            user_data: *mut ::std::os::raw::c_void,
+            done: u64,
+            total: u64,
+        ),
+    >,
+    pub progress_user_data: *mut ::std::os::raw::c_void,
+}
+#[test]
+fn bindgen_test_layout_mw_distill_options() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_distill_options> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_distill_options>(),
+        40usize,
+        "Size of mw_distill_options",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_distill_options>(),
+        8usize,
+        "Alignment of mw_distill_options",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_distill_options::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_ctx) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_distill_options::n_ctx",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_threads) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_distill_options::n_threads",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).max_windows) as usize - ptr as usize },
+        12usize,
+        "Offset of field: mw_distill_options::max_windows",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).top_k) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_distill_options::top_k",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).compression_level) as usize - ptr as usize
+        },
+        20usize,
+        "Offset of field: mw_distill_options::compression_level",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).progress) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_distill_options::progress",
+    );
+    assert_eq!(
+        unsafe {
+            ::std::ptr::addr_of!((*ptr).progress_user_data) as usize - ptr as usize
+        },
+        32usize,
+        "Offset of field: mw_distill_options::progress_user_data",
+    );
+}
+extern "C" {
+    pub fn mw_distill_options_init(opts: *mut mw_distill_options);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_distill_info {
+    pub struct_size: u32,
+    pub version: u32,
+    pub n_vocab: u32,
+    pub top_k: u32,
+    pub n_ctx: u32,
+    pub first_scored: u32,
+    pub n_scored: u32,
+    pub bos: i32,
+    pub n_windows: u64,
+    pub n_records: u64,
+    pub n_text_tokens: u64,
+    pub vocab_hash: u64,
+    pub file_bytes: u64,
+    pub architecture: [::std::os::raw::c_char; 32usize],
+    pub model_name: [::std::os::raw::c_char; 96usize],
+    pub tokenizer_model: [::std::os::raw::c_char; 16usize],
+    pub tokenizer_pre: [::std::os::raw::c_char; 32usize],
+}
+#[test]
+fn bindgen_test_layout_mw_distill_info() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_distill_info> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_distill_info>(),
+        248usize,
+        "Size of mw_distill_info",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_distill_info>(),
+        8usize,
+        "Alignment of mw_distill_info",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_distill_info::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).version) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_distill_info::version",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_vocab) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_distill_info::n_vocab",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).top_k) as usize - ptr as usize },
+        12usize,
+        "Offset of field: mw_distill_info::top_k",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_ctx) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_distill_info::n_ctx",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).first_scored) as usize - ptr as usize },
+        20usize,
+        "Offset of field: mw_distill_info::first_scored",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_scored) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_distill_info::n_scored",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).bos) as usize - ptr as usize },
+        28usize,
+        "Offset of field: mw_distill_info::bos",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_windows) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_distill_info::n_windows",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_records) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_distill_info::n_records",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_text_tokens) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_distill_info::n_text_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).vocab_hash) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_distill_info::vocab_hash",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).file_bytes) as usize - ptr as usize },
+        64usize,
+        "Offset of field: mw_distill_info::file_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).architecture) as usize - ptr as usize },
+        72usize,
+        "Offset of field: mw_distill_info::architecture",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).model_name) as usize - ptr as usize },
+        104usize,
+        "Offset of field: mw_distill_info::model_name",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).tokenizer_model) as usize - ptr as usize },
+        200usize,
+        "Offset of field: mw_distill_info::tokenizer_model",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).tokenizer_pre) as usize - ptr as usize },
+        216usize,
+        "Offset of field: mw_distill_info::tokenizer_pre",
+    );
+}
+extern "C" {
+    pub fn mw_distill_export(
+        teacher: *const mw_model,
+        text: *const ::std::os::raw::c_char,
+        text_len: usize,
+        out_path: *const ::std::os::raw::c_char,
+        opts: *const mw_distill_options,
+        info: *mut mw_distill_info,
+    ) -> mw_status;
+}
+#[repr(C)]
+#[derive(Debug)]
+pub struct mw_distill_reader {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_distill_record {
+    pub struct_size: u32,
+    pub top_k: u32,
+    pub window: u64,
+    pub position: u32,
+    pub next_token: i32,
+    pub next_logprob: f32,
+    pub rest_mass: f32,
+    pub ids: *const i32,
+    pub logprobs: *const f32,
+    pub context: *const i32,
+    pub n_context: u32,
+}
+#[test]
+fn bindgen_test_layout_mw_distill_record() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_distill_record> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_distill_record>(),
+        64usize,
+        "Size of mw_distill_record",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_distill_record>(),
+        8usize,
+        "Alignment of mw_distill_record",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_distill_record::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).top_k) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_distill_record::top_k",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).window) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_distill_record::window",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).position) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_distill_record::position",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).next_token) as usize - ptr as usize },
+        20usize,
+        "Offset of field: mw_distill_record::next_token",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).next_logprob) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_distill_record::next_logprob",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).rest_mass) as usize - ptr as usize },
+        28usize,
+        "Offset of field: mw_distill_record::rest_mass",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ids) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_distill_record::ids",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).logprobs) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_distill_record::logprobs",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).context) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_distill_record::context",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_context) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_distill_record::n_context",
+    );
+}
+extern "C" {
+    pub fn mw_distill_reader_open(
+        path: *const ::std::os::raw::c_char,
+        out_reader: *mut *mut mw_distill_reader,
+    ) -> mw_status;
+}
+extern "C" {
+    pub fn mw_distill_reader_info(
+        reader: *const mw_distill_reader,
+        info: *mut mw_distill_info,
+    ) -> mw_status;
+}
+extern "C" {
+    pub fn mw_distill_reader_next(
+        reader: *mut mw_distill_reader,
+        record: *mut mw_distill_record,
+        has_record: *mut i32,
+    ) -> mw_status;
+}
+extern "C" {
+    pub fn mw_distill_reader_close(reader: *mut mw_distill_reader);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_quantize_options {
+    pub struct_size: u32,
+    pub type_: *const ::std::os::raw::c_char,
+    pub calib_path: *const ::std::os::raw::c_char,
+    pub n_ctx: u32,
+    pub calib_tokens: u32,
+    pub target_size: u64,
+    pub target_bpw: f64,
+    pub sens_tokens: u32,
+    pub n_threads: u32,
+    pub progress: ::std::option::Option<
+        unsafe extern "C" fn(
+            user_data: *mut ::std::os::raw::c_void,
+            done: u64,
+            total: u64,
+        ),
+    >,
+    pub log: ::std::option::Option<
+        unsafe extern "C" fn(
+            user_data: *mut ::std::os::raw::c_void,
+            line: *const ::std::os::raw::c_char,
+        ),
+    >,
+    pub user_data: *mut ::std::os::raw::c_void,
+}
+#[test]
+fn bindgen_test_layout_mw_quantize_options() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_quantize_options> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_quantize_options>(),
+        80usize,
+        "Size of mw_quantize_options",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_quantize_options>(),
+        8usize,
+        "Alignment of mw_quantize_options",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_quantize_options::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).type_) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_quantize_options::type_",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).calib_path) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_quantize_options::calib_path",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_ctx) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_quantize_options::n_ctx",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).calib_tokens) as usize - ptr as usize },
+        28usize,
+        "Offset of field: mw_quantize_options::calib_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).target_size) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_quantize_options::target_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).target_bpw) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_quantize_options::target_bpw",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).sens_tokens) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_quantize_options::sens_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_threads) as usize - ptr as usize },
+        52usize,
+        "Offset of field: mw_quantize_options::n_threads",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).progress) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_quantize_options::progress",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).log) as usize - ptr as usize },
+        64usize,
+        "Offset of field: mw_quantize_options::log",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).user_data) as usize - ptr as usize },
+        72usize,
+        "Offset of field: mw_quantize_options::user_data",
+    );
+}
+extern "C" {
+    pub fn mw_quantize_options_init(opts: *mut mw_quantize_options);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_quantize_result {
+    pub struct_size: u32,
+    pub n_tensors: u32,
+    pub n_quantized: u32,
+    pub n_fallback: u32,
+    pub requantized: i32,
+    pub mixed: i32,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub calib_tokens: u64,
+    pub predicted_kl: f64,
+}
+#[test]
+fn bindgen_test_layout_mw_quantize_result() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_quantize_result> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_quantize_result>(),
+        56usize,
+        "Size of mw_quantize_result",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_quantize_result>(),
+        8usize,
+        "Alignment of mw_quantize_result",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_quantize_result::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_tensors) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_quantize_result::n_tensors",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_quantized) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_quantize_result::n_quantized",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_fallback) as usize - ptr as usize },
+        12usize,
+        "Offset of field: mw_quantize_result::n_fallback",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).requantized) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_quantize_result::requantized",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).mixed) as usize - ptr as usize },
+        20usize,
+        "Offset of field: mw_quantize_result::mixed",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).in_bytes) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_quantize_result::in_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).out_bytes) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_quantize_result::out_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).calib_tokens) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_quantize_result::calib_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).predicted_kl) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_quantize_result::predicted_kl",
+    );
+}
+extern "C" {
+    pub fn mw_quantize(
+        in_path: *const ::std::os::raw::c_char,
+        out_path: *const ::std::os::raw::c_char,
+        opts: *const mw_quantize_options,
+        result: *mut mw_quantize_result,
+    ) -> mw_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_prune_options {
+    pub struct_size: u32,
+    pub ffn_keep: f32,
+    pub heads_keep: f32,
+    pub calib_path: *const ::std::os::raw::c_char,
+    pub per_layer: i32,
+    pub round: u32,
+    pub random: i32,
+    pub seed: u64,
+    pub n_ctx: u32,
+    pub calib_tokens: u32,
+    pub sens_tokens: u32,
+    pub n_threads: u32,
+    pub progress: ::std::option::Option<
+        unsafe extern "C" fn(
+            user_data: *mut ::std::os::raw::c_void,
+            done: u64,
+            total: u64,
+        ),
+    >,
+    pub log: ::std::option::Option<
+        unsafe extern "C" fn(
+            user_data: *mut ::std::os::raw::c_void,
+            line: *const ::std::os::raw::c_char,
+        ),
+    >,
+    pub user_data: *mut ::std::os::raw::c_void,
+}
+#[test]
+fn bindgen_test_layout_mw_prune_options() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_prune_options> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_prune_options>(),
+        88usize,
+        "Size of mw_prune_options",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_prune_options>(),
+        8usize,
+        "Alignment of mw_prune_options",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_prune_options::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ffn_keep) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_prune_options::ffn_keep",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).heads_keep) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_prune_options::heads_keep",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).calib_path) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_prune_options::calib_path",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).per_layer) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_prune_options::per_layer",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).round) as usize - ptr as usize },
+        28usize,
+        "Offset of field: mw_prune_options::round",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).random) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_prune_options::random",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).seed) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_prune_options::seed",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_ctx) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_prune_options::n_ctx",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).calib_tokens) as usize - ptr as usize },
+        52usize,
+        "Offset of field: mw_prune_options::calib_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).sens_tokens) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_prune_options::sens_tokens",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_threads) as usize - ptr as usize },
+        60usize,
+        "Offset of field: mw_prune_options::n_threads",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).progress) as usize - ptr as usize },
+        64usize,
+        "Offset of field: mw_prune_options::progress",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).log) as usize - ptr as usize },
+        72usize,
+        "Offset of field: mw_prune_options::log",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).user_data) as usize - ptr as usize },
+        80usize,
+        "Offset of field: mw_prune_options::user_data",
+    );
+}
+extern "C" {
+    pub fn mw_prune_options_init(opts: *mut mw_prune_options);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct mw_prune_result {
+    pub struct_size: u32,
+    pub n_layer: u32,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub params_in: u64,
+    pub params_out: u64,
+    pub ffn_channels_in: u64,
+    pub ffn_channels_out: u64,
+    pub heads_in: u64,
+    pub heads_out: u64,
+    pub calib_tokens: u64,
+}
+#[test]
+fn bindgen_test_layout_mw_prune_result() {
+    const UNINIT: ::std::mem::MaybeUninit<mw_prune_result> = ::std::mem::MaybeUninit::uninit();
+    let ptr = UNINIT.as_ptr();
+    assert_eq!(
+        ::std::mem::size_of::<mw_prune_result>(),
+        80usize,
+        "Size of mw_prune_result",
+    );
+    assert_eq!(
+        ::std::mem::align_of::<mw_prune_result>(),
+        8usize,
+        "Alignment of mw_prune_result",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize },
+        0usize,
+        "Offset of field: mw_prune_result::struct_size",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).n_layer) as usize - ptr as usize },
+        4usize,
+        "Offset of field: mw_prune_result::n_layer",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).in_bytes) as usize - ptr as usize },
+        8usize,
+        "Offset of field: mw_prune_result::in_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).out_bytes) as usize - ptr as usize },
+        16usize,
+        "Offset of field: mw_prune_result::out_bytes",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).params_in) as usize - ptr as usize },
+        24usize,
+        "Offset of field: mw_prune_result::params_in",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).params_out) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_prune_result::params_out",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ffn_channels_in) as usize - ptr as usize },
+        40usize,
+        "Offset of field: mw_prune_result::ffn_channels_in",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ffn_channels_out) as usize - ptr as usize },
+        48usize,
+        "Offset of field: mw_prune_result::ffn_channels_out",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).heads_in) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_prune_result::heads_in",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).heads_out) as usize - ptr as usize },
+        64usize,
+        "Offset of field: mw_prune_result::heads_out",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).calib_tokens) as usize - ptr as usize },
+        72usize,
+        "Offset of field: mw_prune_result::calib_tokens",
+    );
+}
+extern "C" {
+    pub fn mw_prune(
+        in_path: *const ::std::os::raw::c_char,
+        out_path: *const ::std::os::raw::c_char,
+        opts: *const mw_prune_options,
+        result: *mut mw_prune_result,
+    ) -> mw_status;
 }
