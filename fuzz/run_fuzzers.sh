@@ -2,7 +2,7 @@
 # Runs each libFuzzer target for a fixed time and prints executions and
 # coverage per target (docs/RELIABILITY.md). Needs a clang build:
 #   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMWISE_FUZZ=ON
-#   cmake --build build-fuzz --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_submit fuzz_zst
+#   cmake --build build-fuzz --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_submit fuzz_zst fuzz_distill
 #   fuzz/run_fuzzers.sh build-fuzz 60 [target...]
 # New inputs go to a scratch directory (the committed corpus is only read);
 # a crash leaves crash-* in the scratch directory and fails the run.
@@ -11,7 +11,7 @@ BUILD="${1:?usage: run_fuzzers.sh BUILD_DIR SECONDS [target...]}"
 SECS="${2:?seconds per target}"
 shift 2
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(gguf tokenizer chat submit zst)
+((${#TARGETS[@]})) || TARGETS=(gguf tokenizer chat submit zst distill)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SCRATCH="${MEMWISE_FUZZ_SCRATCH:-$(mktemp -d "${TMPDIR:-/tmp}/memwise-fuzz.XXXXXX")}"
 export MEMWISE_SOURCE_DIR="$(cd "$HERE/.." && pwd)"
