@@ -16,18 +16,7 @@
 namespace fs = std::filesystem;
 
 namespace {
-const fs::path& work_dir() {
-    static const fs::path d = [] {
-        char t[] = "/tmp/mw_fuzz_distill_XXXXXX";
-        if (!mkdtemp(t)) std::abort();
-        static struct Remove {
-            fs::path p;
-            ~Remove() { std::error_code ec; fs::remove_all(p, ec); }
-        } remove{t};
-        return fs::path(t);
-    }();
-    return d;
-}
+const fs::path& work_dir() { return mw::fuzz::scratch_dir("/tmp/mw_fuzz_distill_XXXXXX"); }
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

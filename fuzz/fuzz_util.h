@@ -8,12 +8,28 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <unistd.h>
 #include <vector>
 
 namespace mw::fuzz {
+
+// A private scratch directory per process, named after the target (for
+// example "/tmp/mw_fuzz_zst_XXXXXX"), removed at exit.
+inline const std::filesystem::path& scratch_dir(const char* pattern) {
+    static const std::filesystem::path d = [pattern] {
+        std::string t = pattern;
+        if (!mkdtemp(t.data())) std::abort();
+        static struct Remove {
+            std::filesystem::path p;
+            ~Remove() { std::error_code ec; std::filesystem::remove_all(p, ec); }
+        } remove{t};
+        return std::filesystem::path(t);
+    }();
+    return d;
+}
 
 inline std::vector<uint8_t> tiny_model_bytes() {
     test::SyntheticSpec spec;
