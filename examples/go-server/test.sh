@@ -87,15 +87,20 @@ expected_text() {
 }
 
 PY="$VENV/bin/python"
-STORIES="$(find_model stories260K.gguf)" || { say "stories260K.gguf not found; cannot test"; exit 1; }
-EXPECT=()
-if [[ -n "$CLI" ]]; then
-    expected_text "$WORK/completion.txt" "$STORIES" -p "Once upon a time" -n 16
-    EXPECT=("$WORK/completion.txt")
+TESTED=0
+if STORIES="$(find_model stories260K.gguf)"; then
+    EXPECT=()
+    if [[ -n "$CLI" ]]; then
+        expected_text "$WORK/completion.txt" "$STORIES" -p "Once upon a time" -n 16
+        EXPECT=("$WORK/completion.txt")
+    fi
+    start_server "$STORIES"
+    "$PY" "$HERE/test_openai.py" completions "$BASE" "${EXPECT[@]}"
+    stop_server
+    TESTED=1
+else
+    say "SKIP completions: stories260K.gguf not found (\$MEMWISE_TEST_MODELS, ../shared/models, ~/.cache/memwise/models)"
 fi
-start_server "$STORIES"
-"$PY" "$HERE/test_openai.py" completions "$BASE" "${EXPECT[@]}"
-stop_server
 
 if SMOL="$(find_model SmolLM2-135M-Instruct.Q4_1.gguf)"; then
     EXPECT=()
@@ -106,7 +111,8 @@ if SMOL="$(find_model SmolLM2-135M-Instruct.Q4_1.gguf)"; then
     start_server "$SMOL"
     "$PY" "$HERE/test_openai.py" chat "$BASE" "${EXPECT[@]}"
     stop_server
+    TESTED=1
 else
     say "SKIP chat: SmolLM2-135M-Instruct.Q4_1.gguf not found (run scripts/setup.sh); chat needs its chat template"
 fi
-say PASS
+if [[ $TESTED == 1 ]]; then say PASS; else say "SKIP: no model to test with"; fi

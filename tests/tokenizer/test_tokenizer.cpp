@@ -156,12 +156,13 @@ Writer bpe_writer(const std::string& pre, const std::vector<std::string>& tokens
 // Every case in the fixture must give exactly llama.cpp's ids; texts tokenized
 // without parsing specials must decode back to themselves.
 void check_fixture(const char* model_file, const char* fixture) {
+    // skip() longjmps past destructors: decide before anything is allocated.
+    MW_REQUIRE_MODEL(path, model_file);
     std::vector<std::string> lines;
     if (!read_data_lines(fixture, lines)) {
         printf("SKIP: fixture %s/%s not found (tests/data/make_fixtures.py makes it)\n", mw_test_data_dir(), fixture);
         skip();
     }
-    MW_REQUIRE_MODEL(path, model_file);
     auto file = File::open(path);
     auto tok = Tokenizer::from_gguf(*file);
 
