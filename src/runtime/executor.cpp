@@ -21,6 +21,7 @@
 #include "runtime/lora_apply.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -137,10 +138,12 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
             for (int32_t t = 0; t < n; t++) quantize(x + (size_t)t * x_stride, dst + t * arb, n_in);
         }
     }
-    // Split every weight's rows across the threads; each thread does its share of each.
+    // Split every weight's rows across the threads; each thread does its share
+    // of each (decode: rows taken in chunks, gemv_chunked).
     int64_t work = 0;
     for (int i = 0; i < nw; i++) work += ws[i]->n_out * ws[i]->n_in * n;
-    pool_.run_sized(work, [&](int ti, int nt) {
+    if (n == 1 && pool_.size() > 1 && work >= ThreadPool::kMinParallelWork) gemv_chunked(ws, nw, acts, ys);
+    else pool_.run_sized(work, [&](int ti, int nt) {
         for (int i = 0; i < nw; i++) {
             const Weight& w = *ws[i];
             int64_t r0, r1;
@@ -158,6 +161,37 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
     if (lora_rows_)
         for (int i = 0; i < nw; i++)
             lora_add(*ws[i], lora_rows_, x, n, x_stride, ys[i], ws[i]->n_out, pool_, lora_scratch_);
+}
+
+void Executor::gemv_chunked(const Weight* const* ws, int nw, const uint8_t* const* acts, float* const* ys) {
+    // Decode: the weights' rows in chunks that the threads take in turn from a
+    // shared counter, so a thread that streams slower (a busy sibling core, a
+    // late wake-up) does fewer chunks instead of keeping the others waiting at
+    // the end. Each chunk is still a gemv over several row streams; every row's
+    // result is computed the same way whichever thread takes it.
+    const cpu::KernelTable& kt = cpu::kernels();
+    const int nt = pool_.size();
+    const int64_t cpt = kGemvChunksPerThread;
+    int64_t chunk_rows[3], first[4];
+    first[0] = 0;
+    for (int i = 0; i < nw; i++) {
+        const int64_t rows = (ws[i]->n_out + nt * cpt - 1) / (nt * cpt);
+        chunk_rows[i] = std::max<int64_t>(kGemvMinChunkRows, (rows + 15) / 16 * 16);
+        first[i + 1] = first[i] + (ws[i]->n_out + chunk_rows[i] - 1) / chunk_rows[i];
+    }
+    std::atomic<int64_t> next{0};
+    pool_.run([&](int, int) {
+        for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < first[nw];
+             c = next.fetch_add(1, std::memory_order_relaxed)) {
+            int i = 0;
+            while (c >= first[i + 1]) i++;
+            const Weight& w = *ws[i];
+            const int64_t r0 = (c - first[i]) * chunk_rows[i];
+            const int64_t r1 = std::min<int64_t>(w.n_out, r0 + chunk_rows[i]);
+            kt.gemv[(uint32_t)w.type]((size_t)w.n_in, w.data + (size_t)r0 * w.row_bytes, w.row_bytes,
+                                      (size_t)(r1 - r0), acts[i], ys[i] + r0);
+        }
+    });
 }
 
 void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out) {

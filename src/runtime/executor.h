@@ -55,6 +55,10 @@ private:
     void matmul(const Weight& w, const float* x, int32_t n, int32_t x_stride, float* y);
     // Same input for up to three weights (q/k/v, gate/up): x is quantized once.
     void matmul_shared(const Weight* const* ws, int nw, const float* x, int32_t n, int32_t x_stride, float* const* ys);
+    // The n == 1 case of matmul_shared on several threads: rows in chunks taken dynamically.
+    void gemv_chunked(const Weight* const* ws, int nw, const uint8_t* const* acts, float* const* ys);
+    static constexpr int kGemvChunksPerThread = 4;  // measured: 1, 2, 4, 6, 8, 16 (docs/BENCHMARKS.md)
+    static constexpr int64_t kGemvMinChunkRows = 64;
     void rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out);
     void allocate_step(int32_t n, int32_t n_logits);
 
