@@ -1,0 +1,49 @@
+// Flash-decoding attention for long contexts: the sequence's positions are cut
+// into fixed chunks of kFlashChunk positions; each chunk gives, per query head,
+// a partial (its max score m, the sum l of exp(score - m), and the
+// unnormalised sum of exp(score - m) * v), and the partials are merged in chunk
+// order with the online-softmax rescaling. Chunks are independent, so the
+// caller spreads (head group, chunk) items over threads; since the chunk
+// boundaries and the merge order depend only on the sequence's length, the
+// result never depends on the thread count or on the rest of the batch.
+//
+// One item serves all the query heads that share a KV head (GQA): each K and
+// V row is read once per chunk for the whole group.
+//
+// This is not the llama.cpp-exact order of attention.h (short contexts keep
+// that); it agrees with exact softmax attention within float rounding.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mw::cpu {
+
+constexpr int kFlashChunk = 256;  // positions per partial
+
+enum class KvElem { F32, F16, Q8_0 };
+
+// Floats per partial of one head: hd accumulators, then m and l.
+inline size_t flash_partial_floats(int head_dim) { return (size_t)head_dim + 2; }
+// Chunks covering n_pos positions.
+inline int flash_chunks(int n_pos) { return (n_pos + kFlashChunk - 1) / kFlashChunk; }
+// Per-thread scratch floats attention_chunk needs for n_heads heads sharing a KV head.
+inline size_t flash_scratch_floats(int n_heads, int head_dim) {
+    return (size_t)n_heads * kFlashChunk + (size_t)head_dim + 16;
+}
+
+// Partials of n_heads query heads (q: n_heads x head_dim floats, heads
+// q_stride floats apart) over n <= kFlashChunk positions. k_rows / v_rows:
+// the positions' whole K and V rows; the heads' KV slice starts at element
+// `start` of each row (for Q8_0 rows, blocks of 32 with an F16 scale, any
+// start). part: n_heads partials, part_stride floats apart. scratch:
+// flash_scratch_floats(n_heads, head_dim) floats.
+void attention_chunk(const float* q, size_t q_stride, int n_heads, int head_dim, int n, const void* const* k_rows,
+                     const void* const* v_rows, int start, KvElem elem, float scale, float* scratch, float* part,
+                     size_t part_stride);
+
+// out[0..head_dim) = the merged attention of one head from n_parts partials
+// (part_stride floats apart), merged in index order.
+void attention_merge(int head_dim, int n_parts, const float* parts, size_t part_stride, float* out);
+
+}  // namespace mw::cpu
