@@ -18,6 +18,9 @@ namespace mw {
 
 class Executor final : public StepExecutor {
 public:
+    // Sequences longer than this many positions use flash attention.
+    static constexpr int32_t kFlashMinPositions = 1024;
+    static constexpr int kFlashSlots = 8;  // long-context tokens per flash region
     Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& pool, int32_t max_batch_tokens,
              int32_t max_logit_rows, int32_t n_ctx);
 
@@ -55,6 +58,12 @@ private:
     void matmul(const Weight& w, const float* x, int32_t n, int32_t x_stride, float* y);
     // Same input for up to three weights (q/k/v, gate/up): x is quantized once.
     void matmul_shared(const Weight* const* ws, int nw, const float* x, int32_t n, int32_t x_stride, float* const* ys);
+    // Tokens whose sequence holds n_pos positions (itself included) at least
+    // this many take the flash-decoding path (attention_flash.h), split over
+    // the KV length; shorter ones the exact path (attention.h). Chosen by the
+    // sequence's own length only, so a result never depends on the batch.
+    bool use_flash(int32_t n_pos) const { return flash_parts_ != nullptr && n_pos > kFlashMinPositions; }
+    void flash_attention(const Batch& batch, int32_t layer, float scale);
     // The n == 1 case of matmul_shared on several threads: rows in chunks taken dynamically.
     void gemv_chunked(const Weight* const* ws, int nw, const uint8_t* const* acts, float* const* ys);
     static constexpr int kGemvChunksPerThread = 4;  // measured: 1, 2, 4, 6, 8, 16 (docs/BENCHMARKS.md)
@@ -75,6 +84,8 @@ private:
     float *g_ = nullptr, *u_ = nullptr, *tmp_ = nullptr, *logits_ = nullptr, *rope_cs_ = nullptr, *scores_ = nullptr;
     const void** row_ptrs_ = nullptr;  // per thread: K and V row of each position
     float* kv_f32_ = nullptr;          // Q8_0 cache, per thread: one head's K and V rows as F32
+    float* flash_parts_ = nullptr;     // flash path: per slot, head and chunk, a partial (nullptr: path off)
+    float* flash_scratch_ = nullptr;   // flash path, per thread: attention_chunk scratch
     uint8_t* act_ = nullptr;           // activations converted to the weights' vec_dot types
     size_t act_slice_ = 0;             // bytes of one activation type's rows
     int32_t* seq_tokens_ = nullptr;    // tokens each sequence has in this step
