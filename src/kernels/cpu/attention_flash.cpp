@@ -1,6 +1,7 @@
 #include "kernels/cpu/attention_flash.h"
 
 #include "base/half.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/ops.h"
 #include "quant/block_formats.h"
 
@@ -27,56 +28,84 @@ void dequantize_q8_0_slice(const uint8_t* row, int start, int n, float* out) {
     }
 }
 
+void scores_scalar(const float* q, size_t q_stride, int n_heads, int hd, int n, const float* const* k_rows, float scale,
+                   float* s) {
+    for (int h = 0; h < n_heads; h++)
+        for (int p = 0; p < n; p++) {
+            float dot = 0;
+            for (int i = 0; i < hd; i++) dot += q[(size_t)h * q_stride + i] * k_rows[p][i];
+            s[(size_t)h * kFlashChunk + p] = dot * scale;
+        }
+}
+
+void weighted_sum_scalar(const float* w, int n_heads, int hd, int n, const float* const* v_rows, float* part,
+                         size_t part_stride) {
+    for (int h = 0; h < n_heads; h++) {
+        float* acc = part + (size_t)h * part_stride;
+        std::memset(acc, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p < n; p++)
+            for (int i = 0; i < hd; i++) acc[i] += w[(size_t)h * kFlashChunk + p] * v_rows[p][i];
+    }
+}
+
+void f16_to_f32_scalar(const uint16_t* x, float* y, int n) {
+    for (int i = 0; i < n; i++) y[i] = f16_to_f32(x[i]);
+}
+
+const FlashRowOps kScalar = {scores_scalar, weighted_sum_scalar, f16_to_f32_scalar};
+
 }  // namespace
+
+const FlashRowOps& flash_row_ops_scalar() { return kScalar; }
+
+const FlashRowOps& flash_row_ops() {
+    static const FlashRowOps* chosen = [] {
+        const FlashRowOps* avx2 = flash_row_ops_avx2();
+        return (active_isa() >= IsaLevel::Avx2 && avx2) ? avx2 : &kScalar;
+    }();
+    return *chosen;
+}
 
 void attention_chunk(const float* q, size_t q_stride, int n_heads, int hd, int n, const void* const* k_rows,
                      const void* const* v_rows, int start, KvElem elem, float scale, float* scratch, float* part,
                      size_t part_stride) {
-    const AttentionRowOps& ops = attention_row_ops();
-    float* scores = scratch;                                  // n_heads x kFlashChunk
-    float* row = scratch + (size_t)n_heads * kFlashChunk;     // one dequantized Q8_0 row
-    // Scores: each K row once for every head of the group.
+    const FlashRowOps& ops = flash_row_ops();
+    float* scores = scratch;                                   // n_heads x kFlashChunk
+    float* kf = scratch + (size_t)n_heads * kFlashChunk;      // kFlashChunk x hd
+    float* vf = kf + (size_t)kFlashChunk * hd;                 // kFlashChunk x hd
+    // The chunk's K and V slices as F32 rows (F32 caches are read in place).
+    const float* kr[kFlashChunk];
+    const float* vr[kFlashChunk];
     for (int p = 0; p < n; p++) {
-        for (int h = 0; h < n_heads; h++) {
-            const float* qh = q + (size_t)h * q_stride;
-            float s;
-            if (elem == KvElem::F16) {
-                s = ops.dot_lanes64_f16(qh, (const uint16_t*)k_rows[p] + start, hd);
-            } else if (elem == KvElem::F32) {
-                s = ops.dot_lanes64_f32(qh, (const float*)k_rows[p] + start, hd);
-            } else {
-                if (h == 0) dequantize_q8_0_slice((const uint8_t*)k_rows[p], start, hd, row);
-                s = ops.dot_lanes64_f32(qh, row, hd);
-            }
-            scores[(size_t)h * kFlashChunk + p] = s * scale;
+        if (elem == KvElem::F32) {
+            kr[p] = (const float*)k_rows[p] + start;
+            vr[p] = (const float*)v_rows[p] + start;
+            continue;
         }
+        float* kd = kf + (size_t)p * hd;
+        float* vd = vf + (size_t)p * hd;
+        if (elem == KvElem::F16) {
+            ops.f16_to_f32((const uint16_t*)k_rows[p] + start, kd, hd);
+            ops.f16_to_f32((const uint16_t*)v_rows[p] + start, vd, hd);
+        } else {
+            dequantize_q8_0_slice((const uint8_t*)k_rows[p], start, hd, kd);
+            dequantize_q8_0_slice((const uint8_t*)v_rows[p], start, hd, vd);
+        }
+        kr[p] = kd;
+        vr[p] = vd;
     }
-    // The chunk's own max and exponentials.
+    ops.scores(q, q_stride, n_heads, hd, n, kr, scale, scores);
+    // The chunk's own max and exponentials, per head.
+    const AttentionRowOps& row_ops = attention_row_ops();
     for (int h = 0; h < n_heads; h++) {
         float* s = scores + (size_t)h * kFlashChunk;
         float mx = -INFINITY;
         for (int p = 0; p < n; p++) mx = s[p] > mx ? s[p] : mx;
         float* ph = part + (size_t)h * part_stride;
         ph[hd] = mx;
-        ph[hd + 1] = (float)ops.exp_sum(s, n, mx);
-        std::memset(ph, 0, (size_t)hd * sizeof(float));
+        ph[hd + 1] = (float)row_ops.exp_sum(s, n, mx);
     }
-    // Unnormalised weighted sum of V, each row once for the group.
-    for (int p = 0; p < n; p++) {
-        const float* vf = nullptr;
-        if (elem == KvElem::Q8_0) {
-            dequantize_q8_0_slice((const uint8_t*)v_rows[p], start, hd, row);
-            vf = row;
-        } else if (elem == KvElem::F32) {
-            vf = (const float*)v_rows[p] + start;
-        }
-        for (int h = 0; h < n_heads; h++) {
-            const float w = scores[(size_t)h * kFlashChunk + p];
-            float* acc = part + (size_t)h * part_stride;
-            if (vf) ops.axpy_f32(acc, w, vf, hd);
-            else ops.axpy_f16(acc, w, (const uint16_t*)v_rows[p] + start, hd);
-        }
-    }
+    ops.weighted_sum(scores, n_heads, hd, n, vr, part, part_stride);
 }
 
 void attention_merge(int hd, int n_parts, const float* parts, size_t part_stride, float* out) {

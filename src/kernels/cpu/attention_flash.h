@@ -27,9 +27,10 @@ enum class KvElem { F32, F16, Q8_0 };
 inline size_t flash_partial_floats(int head_dim) { return (size_t)head_dim + 2; }
 // Chunks covering n_pos positions.
 inline int flash_chunks(int n_pos) { return (n_pos + kFlashChunk - 1) / kFlashChunk; }
-// Per-thread scratch floats attention_chunk needs for n_heads heads sharing a KV head.
+// Per-thread scratch floats attention_chunk needs for n_heads heads sharing a
+// KV head: the scores, and the chunk's K and V slices as F32.
 inline size_t flash_scratch_floats(int n_heads, int head_dim) {
-    return (size_t)n_heads * kFlashChunk + (size_t)head_dim + 16;
+    return (size_t)(n_heads + 2 * head_dim) * kFlashChunk;
 }
 
 // Partials of n_heads query heads (q: n_heads x head_dim floats, heads
@@ -45,5 +46,20 @@ void attention_chunk(const float* q, size_t q_stride, int n_heads, int head_dim,
 // out[0..head_dim) = the merged attention of one head from n_parts partials
 // (part_stride floats apart), merged in index order.
 void attention_merge(int head_dim, int n_parts, const float* parts, size_t part_stride, float* out);
+
+// The inner loops over F32 rows, per ISA level (the AVX2 ones in
+// attention_flash_avx2.cpp; results agree within float rounding, not bit for bit).
+struct FlashRowOps {
+    // s[h * kFlashChunk + p] = scale * dot(q_h, k_rows[p]) for h < n_heads, p < n.
+    void (*scores)(const float* q, size_t q_stride, int n_heads, int head_dim, int n, const float* const* k_rows,
+                   float scale, float* s);
+    // acc_h = sum over p < n of w[h * kFlashChunk + p] * v_rows[p], acc_h at part + h * part_stride.
+    void (*weighted_sum)(const float* w, int n_heads, int head_dim, int n, const float* const* v_rows, float* part,
+                         size_t part_stride);
+    void (*f16_to_f32)(const uint16_t* x, float* y, int n);
+};
+const FlashRowOps& flash_row_ops();          // for the active ISA level
+const FlashRowOps& flash_row_ops_scalar();   // plain loops
+const FlashRowOps* flash_row_ops_avx2();     // nullptr when not compiled in
 
 }  // namespace mw::cpu
