@@ -367,10 +367,12 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
 }
 
 void Executor::flash_attention(const Batch& batch, int32_t il, float scale) {
-    // Tokens with long contexts, kFlashSlots at a time: items (token, KV head,
-    // chunk) spread over the threads give partials, then each (token, head)
-    // merges its partials in chunk order. Chunks and merge order depend on the
-    // token's own position only.
+    // Tokens with long contexts, kFlashSlots at a time. Items (segment, KV
+    // head, chunk) spread over the threads give partials, a segment being
+    // consecutive tokens of one sequence (a prompt chunk) that share each
+    // loaded chunk; then each (token, head) merges its partials in chunk
+    // order. A token's partials use only its own positions, whatever segment
+    // it is in, so chunks and merge order depend on its position alone.
     const ModelConfig& c = model_->config();
     const LayerConfig& lc = c.layers[(size_t)il];
     const int32_t hd = c.head_dim, q_dim = lc.n_head * hd;
@@ -381,46 +383,57 @@ void Executor::flash_attention(const Batch& batch, int32_t il, float scale) {
                              : kv_.type() == KvType::F32 ? cpu::KvElem::F32
                                                          : cpu::KvElem::Q8_0;
     int32_t slot_token[kFlashSlots];
-    int64_t slot_first[kFlashSlots + 1];  // first item of each slot
+    int seg_slot[kFlashSlots + 1];        // first slot of each segment
+    int64_t seg_item[kFlashSlots + 1];    // first item of each segment
     auto part = [&](int s, int32_t h, int32_t ch) {
         return flash_parts_ + (((size_t)s * lc.n_head + h) * max_chunks + ch) * pf;
     };
+    auto n_pos = [&](int s) { return batch.tokens[(size_t)slot_token[s]].pos + 1; };
     const int32_t n = (int32_t)batch.tokens.size();
     for (int32_t t_next = 0; t_next < n;) {
-        int n_slots = 0;
-        slot_first[0] = 0;
+        int n_slots = 0, n_segs = 0;
         for (; t_next < n && n_slots < kFlashSlots; t_next++) {
-            const int32_t n_pos = batch.tokens[(size_t)t_next].pos + 1;
-            if (!use_flash(n_pos)) continue;
+            if (!use_flash(batch.tokens[(size_t)t_next].pos + 1)) continue;
             slot_token[n_slots] = t_next;
-            slot_first[n_slots + 1] = slot_first[n_slots] + (int64_t)lc.n_head_kv * cpu::flash_chunks(n_pos);
+            const bool extends = n_slots > 0 && slot_token[n_slots - 1] == t_next - 1 &&
+                                 batch.tokens[(size_t)t_next - 1].seq == batch.tokens[(size_t)t_next].seq;
+            if (!extends) seg_slot[n_segs++] = n_slots;
             n_slots++;
         }
         if (n_slots == 0) break;
+        seg_slot[n_segs] = n_slots;
+        seg_item[0] = 0;
+        for (int k = 0; k < n_segs; k++)  // the segment's last token has the most chunks
+            seg_item[k + 1] = seg_item[k] + (int64_t)lc.n_head_kv * cpu::flash_chunks(n_pos(seg_slot[k + 1] - 1));
         std::atomic<int64_t> next{0};
         pool_.run([&](int ti, int) {
             float* scratch = flash_scratch_ + (size_t)ti * cpu::flash_scratch_floats(max_group(c), hd);
             const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact_positions(n_ctx_);
             const void** v_rows = k_rows + cpu::kFlashChunk;
-            for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < slot_first[n_slots];
+            cpu::FlashChunkRows rows;
+            for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < seg_item[n_segs];
                  item = next.fetch_add(1, std::memory_order_relaxed)) {
-                int s = 0;
-                while (item >= slot_first[s + 1]) s++;
-                const int32_t t = slot_token[s];
-                const BatchToken& bt = batch.tokens[(size_t)t];
-                const int32_t n_chunks = cpu::flash_chunks(bt.pos + 1);
-                const int32_t g = (int32_t)((item - slot_first[s]) / n_chunks);
-                const int32_t ch = (int32_t)((item - slot_first[s]) % n_chunks);
+                int k = 0;
+                while (item >= seg_item[k + 1]) k++;
+                const int32_t last = n_pos(seg_slot[k + 1] - 1);
+                const int32_t n_chunks = cpu::flash_chunks(last);
+                const int32_t g = (int32_t)((item - seg_item[k]) / n_chunks);
+                const int32_t ch = (int32_t)((item - seg_item[k]) % n_chunks);
                 const int32_t p0 = ch * cpu::kFlashChunk;
-                const int32_t len = std::min(cpu::kFlashChunk, bt.pos + 1 - p0);
+                const int32_t len = std::min(cpu::kFlashChunk, last - p0);
+                const BatchToken& bt = batch.tokens[(size_t)slot_token[seg_slot[k]]];
                 const BlockTable& table = *batch.tables[(size_t)bt.seq];
                 for (int32_t i = 0; i < len; i++) {
                     k_rows[i] = kv_.k_row(table, il, p0 + i);
                     v_rows[i] = kv_.v_row(table, il, p0 + i);
                 }
-                cpu::attention_chunk(q_ + (size_t)t * q_dim + (size_t)g * group * hd, (size_t)hd, group, hd, len, k_rows,
-                                     v_rows, g * hd, elem, scale, scratch, part(s, g * group, ch),
-                                     (size_t)max_chunks * pf);
+                cpu::flash_load_chunk(len, k_rows, v_rows, g * hd, elem, hd, group, scratch, &rows);
+                for (int s = seg_slot[k]; s < seg_slot[k + 1]; s++) {
+                    const int32_t own = std::min(cpu::kFlashChunk, n_pos(s) - p0);  // positions <= the token's
+                    if (own <= 0) continue;
+                    cpu::flash_partial(q_ + (size_t)slot_token[s] * q_dim + (size_t)g * group * hd, (size_t)hd, group,
+                                       hd, own, rows, scale, scratch, part(s, g * group, ch), (size_t)max_chunks * pf);
+                }
             }
         });
         const int64_t merges = (int64_t)n_slots * lc.n_head;
@@ -430,9 +443,8 @@ void Executor::flash_attention(const Batch& batch, int32_t il, float scale) {
             for (int64_t i = i0; i < i1; i++) {
                 const int s = (int)(i / lc.n_head);
                 const int32_t h = (int32_t)(i % lc.n_head);
-                const int32_t t = slot_token[s];
-                cpu::attention_merge(hd, cpu::flash_chunks(batch.tokens[(size_t)t].pos + 1), part(s, h, 0), pf,
-                                     att_ + (size_t)t * q_dim + (size_t)h * hd);
+                cpu::attention_merge(hd, cpu::flash_chunks(n_pos(s)), part(s, h, 0), pf,
+                                     att_ + (size_t)slot_token[s] * q_dim + (size_t)h * hd);
             }
         });
     }

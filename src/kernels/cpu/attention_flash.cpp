@@ -66,20 +66,15 @@ const FlashRowOps& flash_row_ops() {
     return *chosen;
 }
 
-void attention_chunk(const float* q, size_t q_stride, int n_heads, int hd, int n, const void* const* k_rows,
-                     const void* const* v_rows, int start, KvElem elem, float scale, float* scratch, float* part,
-                     size_t part_stride) {
+void flash_load_chunk(int n, const void* const* k_rows, const void* const* v_rows, int start, KvElem elem, int hd,
+                      int n_heads, float* scratch, FlashChunkRows* rows) {
     const FlashRowOps& ops = flash_row_ops();
-    float* scores = scratch;                                   // n_heads x kFlashChunk
-    float* kf = scratch + (size_t)n_heads * kFlashChunk;      // kFlashChunk x hd
-    float* vf = kf + (size_t)kFlashChunk * hd;                 // kFlashChunk x hd
-    // The chunk's K and V slices as F32 rows (F32 caches are read in place).
-    const float* kr[kFlashChunk];
-    const float* vr[kFlashChunk];
+    float* kf = scratch + (size_t)n_heads * kFlashChunk;  // kFlashChunk x hd, after the scores
+    float* vf = kf + (size_t)kFlashChunk * hd;
     for (int p = 0; p < n; p++) {
         if (elem == KvElem::F32) {
-            kr[p] = (const float*)k_rows[p] + start;
-            vr[p] = (const float*)v_rows[p] + start;
+            rows->k[p] = (const float*)k_rows[p] + start;
+            rows->v[p] = (const float*)v_rows[p] + start;
             continue;
         }
         float* kd = kf + (size_t)p * hd;
@@ -91,10 +86,16 @@ void attention_chunk(const float* q, size_t q_stride, int n_heads, int hd, int n
             dequantize_q8_0_slice((const uint8_t*)k_rows[p], start, hd, kd);
             dequantize_q8_0_slice((const uint8_t*)v_rows[p], start, hd, vd);
         }
-        kr[p] = kd;
-        vr[p] = vd;
+        rows->k[p] = kd;
+        rows->v[p] = vd;
     }
-    ops.scores(q, q_stride, n_heads, hd, n, kr, scale, scores);
+}
+
+void flash_partial(const float* q, size_t q_stride, int n_heads, int hd, int n, const FlashChunkRows& rows, float scale,
+                   float* scratch, float* part, size_t part_stride) {
+    const FlashRowOps& ops = flash_row_ops();
+    float* scores = scratch;  // n_heads x kFlashChunk
+    ops.scores(q, q_stride, n_heads, hd, n, rows.k, scale, scores);
     // The chunk's own max and exponentials, per head.
     const AttentionRowOps& row_ops = attention_row_ops();
     for (int h = 0; h < n_heads; h++) {
@@ -105,7 +106,15 @@ void attention_chunk(const float* q, size_t q_stride, int n_heads, int hd, int n
         ph[hd] = mx;
         ph[hd + 1] = (float)row_ops.exp_sum(s, n, mx);
     }
-    ops.weighted_sum(scores, n_heads, hd, n, vr, part, part_stride);
+    ops.weighted_sum(scores, n_heads, hd, n, rows.v, part, part_stride);
+}
+
+void attention_chunk(const float* q, size_t q_stride, int n_heads, int hd, int n, const void* const* k_rows,
+                     const void* const* v_rows, int start, KvElem elem, float scale, float* scratch, float* part,
+                     size_t part_stride) {
+    FlashChunkRows rows;
+    flash_load_chunk(n, k_rows, v_rows, start, elem, hd, n_heads, scratch, &rows);
+    flash_partial(q, q_stride, n_heads, hd, n, rows, scale, scratch, part, part_stride);
 }
 
 void attention_merge(int hd, int n_parts, const float* parts, size_t part_stride, float* out) {

@@ -33,7 +33,22 @@ inline size_t flash_scratch_floats(int n_heads, int head_dim) {
     return (size_t)(n_heads + 2 * head_dim) * kFlashChunk;
 }
 
-// Partials of n_heads query heads (q: n_heads x head_dim floats, heads
+// A chunk's K and V slices as F32 rows: F32 caches are read in place, F16 and
+// Q8_0 rows converted into scratch once for every query that uses the chunk.
+struct FlashChunkRows {
+    const float* k[kFlashChunk];
+    const float* v[kFlashChunk];
+};
+// Loads positions [0, n) (n <= kFlashChunk) of the chunk. scratch:
+// flash_scratch_floats(n_heads, head_dim) floats, shared with flash_partial.
+void flash_load_chunk(int n, const void* const* k_rows, const void* const* v_rows, int start, KvElem elem, int head_dim,
+                      int n_heads, float* scratch, FlashChunkRows* rows);
+// Partials of n_heads query heads over the first n positions of a loaded chunk
+// (a prompt token sees only the positions up to its own; n <= loaded n).
+void flash_partial(const float* q, size_t q_stride, int n_heads, int head_dim, int n, const FlashChunkRows& rows,
+                   float scale, float* scratch, float* part, size_t part_stride);
+
+// Both at once: partials of n_heads query heads (q: n_heads x head_dim floats, heads
 // q_stride floats apart) over n <= kFlashChunk positions. k_rows / v_rows:
 // the positions' whole K and V rows; the heads' KV slice starts at element
 // `start` of each row (for Q8_0 rows, blocks of 32 with an F16 scale, any
