@@ -1,7 +1,7 @@
 // Flash-decoding attention (attention_flash.h): chunk partials merged in order
 // against a double-precision softmax attention over the same stored K/V, for
 // odd lengths (one chunk, exactly one, one more, many), GQA groups (one K/V
-// slice serving several query heads, at a nonzero offset in the row, head
+// slice serving 1, 3, 4 or 9 query heads, at a nonzero offset in the row, head
 // sizes 64 and 80) and F32, F16 and Q8_0 rows. Tolerance: 2e-5 absolute with
 // |v| <= 1 (float rounding over a few thousand positions; an off-by-one
 // position or a wrong rescale is orders of magnitude larger).
@@ -122,9 +122,11 @@ void check(KvElem elem) {
     const int lengths[] = {1, 17, 255, 256, 257, 1000, 3001};
     const int head_dims[] = {64, 80};
     std::mt19937 rng(1234 + (int)elem);
+    const int groups[] = {1, 3, 4, 9};  // the AVX2 loops tile 3, 6 and 8 heads
     for (int hd : head_dims) {
         for (int n : lengths) {
-            const int n_kv = 2, group = 4, kv_dim = n_kv * hd, start = hd;  // the second KV head's slice
+          for (int group : groups) {
+            const int n_kv = 2, kv_dim = n_kv * hd, start = hd;  // the second KV head's slice
             // Keys large enough that the softmax is peaked somewhere and flat elsewhere.
             const Rows k = make_rows(n, kv_dim, elem, rng, 1.0f), v = make_rows(n, kv_dim, elem, rng, 1.0f);
             std::uniform_real_distribution<float> dq(-4.0f, 4.0f);
@@ -138,6 +140,7 @@ void check(KvElem elem) {
             if (!(worst <= kTolerance))
                 std::printf("elem %d hd %d n %d: max error %g > %g\n", (int)elem, hd, n, worst, kTolerance);
             assert_true(worst <= kTolerance);
+          }
         }
     }
 }

@@ -71,7 +71,20 @@ void flash_load_chunk(int n, const void* const* k_rows, const void* const* v_row
     const FlashRowOps& ops = flash_row_ops();
     float* kf = scratch + (size_t)n_heads * kFlashChunk;  // kFlashChunk x hd, after the scores
     float* vf = kf + (size_t)kFlashChunk * hd;
+    // Rows lie in scattered KV blocks: ask for each slice's first two lines early.
+    constexpr int kAhead = 4;
+    const size_t off = elem == KvElem::F32   ? (size_t)start * 4
+                       : elem == KvElem::F16 ? (size_t)start * 2
+                                             : (size_t)(start / quant::QK) * sizeof(quant::BlockQ8_0);
     for (int p = 0; p < n; p++) {
+        if (p + kAhead < n) {
+            const char* kp = (const char*)k_rows[p + kAhead] + off;
+            const char* vp = (const char*)v_rows[p + kAhead] + off;
+            __builtin_prefetch(kp);
+            __builtin_prefetch(kp + 64);
+            __builtin_prefetch(vp);
+            __builtin_prefetch(vp + 64);
+        }
         if (elem == KvElem::F32) {
             rows->k[p] = (const float*)k_rows[p] + start;
             rows->v[p] = (const float*)v_rows[p] + start;

@@ -50,29 +50,46 @@ void scores(const float* q, size_t q_stride, int n_heads, int hd, int n, const f
     }
 }
 
-// Eight columns at a time, up to eight heads' accumulators in registers: each
-// V element is loaded once for the group.
+// CB blocks of eight columns for up to NH heads at once, the accumulators in
+// registers: each V element is loaded once for the group, and NH * CB
+// independent fma chains hide the fma latency.
+template <int NH, int CB>
+inline void weighted_sum_tile(const float* w, int nh, int n, const float* const* v_rows, int c, float* part,
+                              size_t part_stride) {
+    __m256 acc[NH][CB];
+    for (int h = 0; h < NH; h++)
+        for (int b = 0; b < CB; b++) acc[h][b] = _mm256_setzero_ps();
+    for (int p = 0; p < n; p++) {
+        __m256 v[CB];
+        for (int b = 0; b < CB; b++) v[b] = _mm256_loadu_ps(v_rows[p] + c + 8 * b);
+        for (int h = 0; h < NH; h++) {
+            if (h >= nh) break;
+            const __m256 wv = _mm256_broadcast_ss(w + (size_t)h * kFlashChunk + p);
+            for (int b = 0; b < CB; b++) acc[h][b] = _mm256_fmadd_ps(wv, v[b], acc[h][b]);
+        }
+    }
+    for (int h = 0; h < nh && h < NH; h++)
+        for (int b = 0; b < CB; b++) _mm256_storeu_ps(part + (size_t)h * part_stride + c + 8 * b, acc[h][b]);
+}
+
 void weighted_sum(const float* w, int n_heads, int hd, int n, const float* const* v_rows, float* part,
                   size_t part_stride) {
     const int hd8 = hd - hd % 8;
     for (int h0 = 0; h0 < n_heads; h0 += 8) {
         const int nh = n_heads - h0 < 8 ? n_heads - h0 : 8;
         const float* wh = w + (size_t)h0 * kFlashChunk;
-        for (int c = 0; c < hd8; c += 8) {
-            __m256 acc[8];
-            for (int h = 0; h < 8; h++) acc[h] = _mm256_setzero_ps();
-            for (int p = 0; p < n; p++) {
-                const __m256 v = _mm256_loadu_ps(v_rows[p] + c);
-                for (int h = 0; h < nh; h++)
-                    acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(wh + (size_t)h * kFlashChunk + p), v, acc[h]);
-            }
-            for (int h = 0; h < nh; h++) _mm256_storeu_ps(part + (size_t)(h0 + h) * part_stride + c, acc[h]);
-        }
-        for (int c = hd8; c < hd; c++)
+        float* ph = part + (size_t)h0 * part_stride;
+        int c = 0;
+        if (nh <= 3)
+            for (; c + 32 <= hd8; c += 32) weighted_sum_tile<3, 4>(wh, nh, n, v_rows, c, ph, part_stride);
+        if (nh <= 6)
+            for (; c + 16 <= hd8; c += 16) weighted_sum_tile<6, 2>(wh, nh, n, v_rows, c, ph, part_stride);
+        for (; c < hd8; c += 8) weighted_sum_tile<8, 1>(wh, nh, n, v_rows, c, ph, part_stride);
+        for (c = hd8; c < hd; c++)
             for (int h = 0; h < nh; h++) {
                 float a = 0;
                 for (int p = 0; p < n; p++) a += wh[(size_t)h * kFlashChunk + p] * v_rows[p][c];
-                part[(size_t)(h0 + h) * part_stride + c] = a;
+                ph[(size_t)h * part_stride + c] = a;
             }
     }
 }
