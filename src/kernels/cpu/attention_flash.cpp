@@ -113,8 +113,15 @@ void flash_partial(const float* q, size_t q_stride, int n_heads, int hd, int n, 
     const AttentionRowOps& row_ops = attention_row_ops();
     for (int h = 0; h < n_heads; h++) {
         float* s = scores + (size_t)h * kFlashChunk;
-        float mx = -INFINITY;
-        for (int p = 0; p < n; p++) mx = s[p] > mx ? s[p] : mx;
+        // Eight running maxima (the compiler keeps them in one vector), then
+        // their max: exact in any order.
+        float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        int p = 0;
+        for (; p + 8 <= n; p += 8)
+            for (int j = 0; j < 8; j++) m8[j] = s[p + j] > m8[j] ? s[p + j] : m8[j];
+        for (; p < n; p++) m8[0] = s[p] > m8[0] ? s[p] : m8[0];
+        float mx = m8[0];
+        for (int j = 1; j < 8; j++) mx = m8[j] > mx ? m8[j] : mx;
         float* ph = part + (size_t)h * part_stride;
         ph[hd] = mx;
         ph[hd + 1] = (float)row_ops.exp_sum(s, n, mx);
