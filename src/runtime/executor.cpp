@@ -55,13 +55,22 @@ int32_t exact_positions(int32_t n_ctx) { return std::min(n_ctx, Executor::kFlash
 static_assert(Executor::kFlashMinPositions >= cpu::kFlashChunk, "flash items borrow the exact path's row pointers");
 bool flash_enabled(int32_t n_ctx) { return n_ctx > Executor::kFlashMinPositions; }
 
-// Floats of the flash path's buffers: partials of kFlashSlots tokens, and per
-// thread the chunk scratch.
-size_t flash_floats(const ModelConfig& c, int32_t n_ctx, int n_threads) {
+// Floats of the flash path's partials: kFlashSlots tokens at a time.
+size_t flash_part_floats(const ModelConfig& c, int32_t n_ctx) {
     if (!flash_enabled(n_ctx)) return 0;
     return (size_t)Executor::kFlashSlots * c.max_n_head() * cpu::flash_chunks(n_ctx) *
-               cpu::flash_partial_floats(c.head_dim) +
-           (size_t)n_threads * cpu::flash_scratch_floats(max_group(c), c.head_dim);
+           cpu::flash_partial_floats(c.head_dim);
+}
+
+// Floats of one thread's attention scratch. The two paths run in separate
+// regions, so they share it: the exact path's scores (and, for a Q8_0 cache,
+// one KV head's K and V rows as F32), or the flash path's chunk scratch.
+size_t thread_scratch_floats(const ModelConfig& c, int32_t n_ctx, KvType kv_type) {
+    const int32_t exact = exact_positions(n_ctx);
+    size_t n = cpu::attention_scratch_floats(c.head_dim, exact);
+    if (kv_type == KvType::Q8_0) n += (size_t)2 * exact * c.head_dim;
+    if (flash_enabled(n_ctx)) n = std::max(n, cpu::flash_scratch_floats(max_group(c), c.head_dim));
+    return (n + 15) / 16 * 16;  // each thread's share on its own cache lines
 }
 
 }  // namespace
@@ -74,14 +83,10 @@ Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& 
     // Buffers that keep their size for the engine's life come first and survive reset().
     const ModelConfig& c = model_->config();
     const int32_t exact = exact_positions(n_ctx_);
-    scores_ = arena_.alloc<float>((size_t)pool_.size() * cpu::attention_scratch_floats(c.head_dim, exact));
+    thread_scratch_ = thread_scratch_floats(c, n_ctx_, kv_.type());
+    scores_ = arena_.alloc<float>((size_t)pool_.size() * thread_scratch_);
     row_ptrs_ = arena_.alloc<const void*>((size_t)pool_.size() * 2 * (size_t)exact);
-    if (kv_.type() == KvType::Q8_0) kv_f32_ = arena_.alloc<float>((size_t)pool_.size() * 2 * (size_t)exact * c.head_dim);
-    if (flash_enabled(n_ctx_)) {
-        flash_parts_ = arena_.alloc<float>((size_t)kFlashSlots * c.max_n_head() * cpu::flash_chunks(n_ctx_) *
-                                           cpu::flash_partial_floats(c.head_dim));
-        flash_scratch_ = arena_.alloc<float>((size_t)pool_.size() * cpu::flash_scratch_floats(max_group(c), c.head_dim));
-    }
+    if (flash_enabled(n_ctx_)) flash_parts_ = arena_.alloc<float>(flash_part_floats(c, n_ctx_));
     arena_.mark();
     lora_tokens_.reserve((size_t)max_batch_tokens);
     lora_logits_.reserve((size_t)max_logit_rows);
@@ -116,11 +121,10 @@ size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int3
     size_t floats = B * (3 * (size_t)c.n_embd + 2 * q_dim + 2 * (size_t)c.max_kv_dim() + 2 * (size_t)c.max_n_ff() +
                          (size_t)c.n_rot);
     const int32_t exact = exact_positions(n_ctx);
-    floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * cpu::attention_scratch_floats(c.head_dim, exact);
+    floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * thread_scratch_floats(c, n_ctx, kv_type);
     floats += (size_t)n_threads * exact * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
-    if (kv_type == KvType::Q8_0) floats += (size_t)n_threads * exact * 2 * (size_t)c.head_dim;
-    floats += flash_floats(c, n_ctx, n_threads);
-    const size_t alignment_slack = 19 * 64;  // each of the 17 buffers starts on a 64-byte boundary
+    floats += flash_part_floats(c, n_ctx);
+    const size_t alignment_slack = 17 * 64;  // each of the 16 buffers starts on a 64-byte boundary
     const size_t seq_counts = (size_t)max_logit_rows * sizeof(int32_t) + 64;  // tokens per sequence (<= one per logit row)
     return floats * sizeof(float) + 3 * B * max_act_row_bytes(c) + alignment_slack + seq_counts;
 }
@@ -317,7 +321,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
         int64_t i0, i1;
         ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
         const int32_t exact = exact_positions(n_ctx_);  // positions of the per-thread buffers
-        float* scratch = scores_ + (size_t)ti * cpu::attention_scratch_floats(hd, exact);
+        float* scratch = scores_ + (size_t)ti * thread_scratch_;
         const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact;
         const void** v_rows = k_rows + exact;
         int64_t rows_for = -1;  // token whose row pointers are loaded, per KV group
@@ -331,7 +335,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             if (rows_for != t || rows_group != h / group) {
                 const BlockTable& table = *batch.tables[(size_t)bt.seq];
                 if (q8) {  // dequantize the group's slice of every row once per (token, group)
-                    float* kf = kv_f32_ + (size_t)ti * 2 * exact * hd;
+                    float* kf = scratch + cpu::attention_scratch_floats(hd, exact);
                     float* vf = kf + (size_t)exact * hd;
                     const int32_t start = (h / group) * hd;
                     for (int32_t p = 0; p < n_pos; p++) {
@@ -407,7 +411,7 @@ void Executor::flash_attention(const Batch& batch, int32_t il, float scale) {
             seg_item[k + 1] = seg_item[k] + (int64_t)lc.n_head_kv * cpu::flash_chunks(n_pos(seg_slot[k + 1] - 1));
         std::atomic<int64_t> next{0};
         pool_.run([&](int ti, int) {
-            float* scratch = flash_scratch_ + (size_t)ti * cpu::flash_scratch_floats(max_group(c), hd);
+            float* scratch = scores_ + (size_t)ti * thread_scratch_;
             const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact_positions(n_ctx_);
             const void** v_rows = k_rows + cpu::kFlashChunk;
             cpu::FlashChunkRows rows;

@@ -45,7 +45,8 @@ public:
     size_t scratch_bytes() const;
     const memory::Arena& arena() const { return arena_; }
     // Scratch bytes an executor with these limits needs.
-    // A Q8_0 cache adds per-thread F32 rows for one head's dequantized K/V.
+    // A Q8_0 cache adds per-thread F32 rows for one head's dequantized K/V
+    // (up to 1024 positions); n_ctx > 1024 adds the flash path's partials.
     static size_t scratch_bytes_for(const ModelConfig& c, int32_t max_batch_tokens, int32_t max_logit_rows,
                                     int32_t n_ctx, int n_threads, KvType kv_type = KvType::F16);
 
@@ -83,9 +84,8 @@ private:
     float *x_ = nullptr, *xb_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
     float *g_ = nullptr, *u_ = nullptr, *tmp_ = nullptr, *logits_ = nullptr, *rope_cs_ = nullptr, *scores_ = nullptr;
     const void** row_ptrs_ = nullptr;  // per thread: K and V row of each position
-    float* kv_f32_ = nullptr;          // Q8_0 cache, per thread: one head's K and V rows as F32
+    size_t thread_scratch_ = 0;        // floats of scores_ per thread (either attention path's scratch)
     float* flash_parts_ = nullptr;     // flash path: per slot, head and chunk, a partial (nullptr: path off)
-    float* flash_scratch_ = nullptr;   // flash path, per thread: attention_chunk scratch
     uint8_t* act_ = nullptr;           // activations converted to the weights' vec_dot types
     size_t act_slice_ = 0;             // bytes of one activation type's rows
     int32_t* seq_tokens_ = nullptr;    // tokens each sequence has in this step

@@ -213,7 +213,7 @@ static void test_long_context_flash(void**) {
     std::printf("flash attention to position %d: worst relative logit error vs reference %.2e\n", n_ctx, worst);
     assert_true(worst <= 1e-4);
     const auto h = run(100, 2, KvType::F16), q = run(100, 2, KvType::Q8_0);
-    for (size_t i = Executor::kFlashMinPositions; i < tokens.size(); i++) {
+    for (size_t i = 0; i < tokens.size(); i++) {  // both paths, as the positions pass 1024
         assert_true(max_rel_diff(h[i], a[i]) < 5e-3);
         assert_true(max_rel_diff(q[i], a[i]) < 3e-2);
     }
