@@ -59,10 +59,11 @@ private:
     void matmul(const Weight& w, const float* x, int32_t n, int32_t x_stride, float* y);
     // Same input for up to three weights (q/k/v, gate/up): x is quantized once.
     void matmul_shared(const Weight* const* ws, int nw, const float* x, int32_t n, int32_t x_stride, float* const* ys);
-    // Tokens whose sequence holds n_pos positions (itself included) at least
-    // this many take the flash-decoding path (attention_flash.h), split over
-    // the KV length; shorter ones the exact path (attention.h). Chosen by the
-    // sequence's own length only, so a result never depends on the batch.
+    // A token whose sequence holds n_pos positions (itself included), more
+    // than kFlashMinPositions, takes the flash-decoding path
+    // (attention_flash.h), split over the KV length; a shorter one the exact
+    // path (attention.h). Chosen by the sequence's own length only, so a
+    // result never depends on the batch.
     bool use_flash(int32_t n_pos) const { return flash_parts_ != nullptr && n_pos > kFlashMinPositions; }
     void flash_attention(const Batch& batch, int32_t layer, float scale);
     // The n == 1 case of matmul_shared on several threads: rows in chunks taken dynamically.
