@@ -15,12 +15,14 @@
 #include "base/error.h"
 #include "base/half.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_flash.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/ops.h"
 #include "quant/quant.h"
 #include "runtime/lora_apply.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -39,6 +41,38 @@ size_t max_act_row_bytes(const ModelConfig& c) {
     return (size_t)n * 4 + 64;  // F32 is the widest vec_dot type
 }
 
+// Most query heads that share one KV head, over the layers.
+int32_t max_group(const ModelConfig& c) {
+    int32_t g = 1;
+    for (const LayerConfig& lc : c.layers)
+        if (lc.n_head > 0 && lc.n_head_kv > 0) g = std::max(g, lc.n_head / lc.n_head_kv);
+    return g;
+}
+
+// Positions the exact attention path serves: below kFlashMinPositions when
+// longer contexts go to the flash path.
+int32_t exact_positions(int32_t n_ctx) { return std::min(n_ctx, Executor::kFlashMinPositions); }
+static_assert(Executor::kFlashMinPositions >= cpu::kFlashChunk, "flash items borrow the exact path's row pointers");
+bool flash_enabled(int32_t n_ctx) { return n_ctx > Executor::kFlashMinPositions; }
+
+// Floats of the flash path's partials: kFlashSlots tokens at a time.
+size_t flash_part_floats(const ModelConfig& c, int32_t n_ctx) {
+    if (!flash_enabled(n_ctx)) return 0;
+    return (size_t)Executor::kFlashSlots * c.max_n_head() * cpu::flash_chunks(n_ctx) *
+           cpu::flash_partial_floats(c.head_dim);
+}
+
+// Floats of one thread's attention scratch. The two paths run in separate
+// regions, so they share it: the exact path's scores (and, for a Q8_0 cache,
+// one KV head's K and V rows as F32), or the flash path's chunk scratch.
+size_t thread_scratch_floats(const ModelConfig& c, int32_t n_ctx, KvType kv_type) {
+    const int32_t exact = exact_positions(n_ctx);
+    size_t n = cpu::attention_scratch_floats(c.head_dim, exact);
+    if (kv_type == KvType::Q8_0) n += (size_t)2 * exact * c.head_dim;
+    if (flash_enabled(n_ctx)) n = std::max(n, cpu::flash_scratch_floats(max_group(c), c.head_dim));
+    return (n + 15) / 16 * 16;  // each thread's share on its own cache lines
+}
+
 }  // namespace
 
 Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& pool, int32_t max_batch_tokens,
@@ -48,9 +82,11 @@ Executor::Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& 
       arena_(scratch_bytes_for(model_->config(), max_batch_tokens, max_logit_rows, n_ctx, pool.size(), kv.type())) {
     // Buffers that keep their size for the engine's life come first and survive reset().
     const ModelConfig& c = model_->config();
-    scores_ = arena_.alloc<float>((size_t)pool_.size() * cpu::attention_scratch_floats(c.head_dim, n_ctx_));
-    row_ptrs_ = arena_.alloc<const void*>((size_t)pool_.size() * 2 * (size_t)n_ctx_);
-    if (kv_.type() == KvType::Q8_0) kv_f32_ = arena_.alloc<float>((size_t)pool_.size() * 2 * (size_t)n_ctx_ * c.head_dim);
+    const int32_t exact = exact_positions(n_ctx_);
+    thread_scratch_ = thread_scratch_floats(c, n_ctx_, kv_.type());
+    scores_ = arena_.alloc<float>((size_t)pool_.size() * thread_scratch_);
+    row_ptrs_ = arena_.alloc<const void*>((size_t)pool_.size() * 2 * (size_t)exact);
+    if (flash_enabled(n_ctx_)) flash_parts_ = arena_.alloc<float>(flash_part_floats(c, n_ctx_));
     arena_.mark();
     lora_tokens_.reserve((size_t)max_batch_tokens);
     lora_logits_.reserve((size_t)max_logit_rows);
@@ -84,10 +120,11 @@ size_t Executor::scratch_bytes_for(const ModelConfig& c, int32_t max_batch, int3
     const size_t q_dim = (size_t)c.max_n_head() * c.head_dim;
     size_t floats = B * (3 * (size_t)c.n_embd + 2 * q_dim + 2 * (size_t)c.max_kv_dim() + 2 * (size_t)c.max_n_ff() +
                          (size_t)c.n_rot);
-    floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * cpu::attention_scratch_floats(c.head_dim, n_ctx);
-    floats += (size_t)n_threads * n_ctx * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
-    if (kv_type == KvType::Q8_0) floats += (size_t)n_threads * n_ctx * 2 * (size_t)c.head_dim;
-    const size_t alignment_slack = 17 * 64;  // each of the 15 buffers starts on a 64-byte boundary
+    const int32_t exact = exact_positions(n_ctx);
+    floats += (size_t)max_logit_rows * c.n_vocab + (size_t)n_threads * thread_scratch_floats(c, n_ctx, kv_type);
+    floats += (size_t)n_threads * exact * 2 * sizeof(void*) / sizeof(float);  // K/V row pointers
+    floats += flash_part_floats(c, n_ctx);
+    const size_t alignment_slack = 17 * 64;  // each of the 16 buffers starts on a 64-byte boundary
     const size_t seq_counts = (size_t)max_logit_rows * sizeof(int32_t) + 64;  // tokens per sequence (<= one per logit row)
     return floats * sizeof(float) + 3 * B * max_act_row_bytes(c) + alignment_slack + seq_counts;
 }
@@ -137,10 +174,12 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
             for (int32_t t = 0; t < n; t++) quantize(x + (size_t)t * x_stride, dst + t * arb, n_in);
         }
     }
-    // Split every weight's rows across the threads; each thread does its share of each.
+    // Split every weight's rows across the threads; each thread does its share
+    // of each (decode: rows taken in chunks, gemv_chunked).
     int64_t work = 0;
     for (int i = 0; i < nw; i++) work += ws[i]->n_out * ws[i]->n_in * n;
-    pool_.run_sized(work, [&](int ti, int nt) {
+    if (n == 1 && pool_.size() > 1 && work >= ThreadPool::kMinParallelWork) gemv_chunked(ws, nw, acts, ys);
+    else pool_.run_sized(work, [&](int ti, int nt) {
         for (int i = 0; i < nw; i++) {
             const Weight& w = *ws[i];
             int64_t r0, r1;
@@ -158,6 +197,37 @@ void Executor::matmul_shared(const Weight* const* ws, int nw, const float* x, in
     if (lora_rows_)
         for (int i = 0; i < nw; i++)
             lora_add(*ws[i], lora_rows_, x, n, x_stride, ys[i], ws[i]->n_out, pool_, lora_scratch_);
+}
+
+void Executor::gemv_chunked(const Weight* const* ws, int nw, const uint8_t* const* acts, float* const* ys) {
+    // Decode: the weights' rows in chunks that the threads take in turn from a
+    // shared counter, so a thread that streams slower (a busy sibling core, a
+    // late wake-up) does fewer chunks instead of keeping the others waiting at
+    // the end. Each chunk is still a gemv over several row streams; every row's
+    // result is computed the same way whichever thread takes it.
+    const cpu::KernelTable& kt = cpu::kernels();
+    const int nt = pool_.size();
+    const int64_t cpt = kGemvChunksPerThread;
+    int64_t chunk_rows[3], first[4];
+    first[0] = 0;
+    for (int i = 0; i < nw; i++) {
+        const int64_t rows = (ws[i]->n_out + nt * cpt - 1) / (nt * cpt);
+        chunk_rows[i] = std::max<int64_t>(kGemvMinChunkRows, (rows + 15) / 16 * 16);
+        first[i + 1] = first[i] + (ws[i]->n_out + chunk_rows[i] - 1) / chunk_rows[i];
+    }
+    std::atomic<int64_t> next{0};
+    pool_.run([&](int, int) {
+        for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < first[nw];
+             c = next.fetch_add(1, std::memory_order_relaxed)) {
+            int i = 0;
+            while (c >= first[i + 1]) i++;
+            const Weight& w = *ws[i];
+            const int64_t r0 = (c - first[i]) * chunk_rows[i];
+            const int64_t r1 = std::min<int64_t>(w.n_out, r0 + chunk_rows[i]);
+            kt.gemv[(uint32_t)w.type]((size_t)w.n_in, w.data + (size_t)r0 * w.row_bytes, w.row_bytes,
+                                      (size_t)(r1 - r0), acts[i], ys[i] + r0);
+        }
+    });
 }
 
 void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out) {
@@ -242,14 +312,18 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     const float scale = 1.0f / std::sqrt((float)hd);
     const int32_t group = lc.n_head / lc.n_head_kv;
     const int64_t items = (int64_t)n * lc.n_head;
-    int64_t work = 0;
-    for (const auto& bt : batch.tokens) work += (int64_t)(bt.pos + 1) * q_dim * 2;
-    pool_.run_sized(work, [&](int ti, int nt) {
+    int64_t work = 0, n_flash = 0;
+    for (const auto& bt : batch.tokens) {
+        if (use_flash(bt.pos + 1)) n_flash++;
+        else work += (int64_t)(bt.pos + 1) * q_dim * 2;
+    }
+    if (n_flash < n) pool_.run_sized(work, [&](int ti, int nt) {
         int64_t i0, i1;
         ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
-        float* scratch = scores_ + (size_t)ti * cpu::attention_scratch_floats(hd, n_ctx_);
-        const void** k_rows = row_ptrs_ + (size_t)ti * 2 * n_ctx_;
-        const void** v_rows = k_rows + n_ctx_;
+        const int32_t exact = exact_positions(n_ctx_);  // positions of the per-thread buffers
+        float* scratch = scores_ + (size_t)ti * thread_scratch_;
+        const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact;
+        const void** v_rows = k_rows + exact;
         int64_t rows_for = -1;  // token whose row pointers are loaded, per KV group
         int32_t rows_group = -1;
         for (int64_t item = i0; item < i1; item++) {
@@ -257,11 +331,12 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             const int32_t h = (int32_t)(item % lc.n_head);
             const BatchToken& bt = batch.tokens[(size_t)t];
             const int32_t n_pos = bt.pos + 1;
+            if (use_flash(n_pos)) continue;
             if (rows_for != t || rows_group != h / group) {
                 const BlockTable& table = *batch.tables[(size_t)bt.seq];
                 if (q8) {  // dequantize the group's slice of every row once per (token, group)
-                    float* kf = kv_f32_ + (size_t)ti * 2 * n_ctx_ * hd;
-                    float* vf = kf + (size_t)n_ctx_ * hd;
+                    float* kf = scratch + cpu::attention_scratch_floats(hd, exact);
+                    float* vf = kf + (size_t)exact * hd;
                     const int32_t start = (h / group) * hd;
                     for (int32_t p = 0; p < n_pos; p++) {
                         KvCache::dequantize_q8_0(kv_.k_row(table, il, p), start, hd, kf + (size_t)p * hd);
@@ -289,8 +364,94 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
         }
     });
 
+    if (n_flash > 0) flash_attention(batch, il, scale);
+
     matmul(lw.wo, att_, n, q_dim, tmp_);
     for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_ + (size_t)t * c.n_embd, tmp_ + (size_t)t * c.n_embd, c.n_embd);
+}
+
+void Executor::flash_attention(const Batch& batch, int32_t il, float scale) {
+    // Tokens with long contexts, kFlashSlots at a time. Items (segment, KV
+    // head, chunk) spread over the threads give partials, a segment being
+    // consecutive tokens of one sequence (a prompt chunk) that share each
+    // loaded chunk; then each (token, head) merges its partials in chunk
+    // order. A token's partials use only its own positions, whatever segment
+    // it is in, so chunks and merge order depend on its position alone.
+    const ModelConfig& c = model_->config();
+    const LayerConfig& lc = c.layers[(size_t)il];
+    const int32_t hd = c.head_dim, q_dim = lc.n_head * hd;
+    const int32_t group = lc.n_head / lc.n_head_kv;
+    const int32_t max_chunks = cpu::flash_chunks(n_ctx_);
+    const size_t pf = cpu::flash_partial_floats(hd);
+    const cpu::KvElem elem = kv_.type() == KvType::F16 ? cpu::KvElem::F16
+                             : kv_.type() == KvType::F32 ? cpu::KvElem::F32
+                                                         : cpu::KvElem::Q8_0;
+    int32_t slot_token[kFlashSlots];
+    int seg_slot[kFlashSlots + 1];        // first slot of each segment
+    int64_t seg_item[kFlashSlots + 1];    // first item of each segment
+    auto part = [&](int s, int32_t h, int32_t ch) {
+        return flash_parts_ + (((size_t)s * lc.n_head + h) * max_chunks + ch) * pf;
+    };
+    auto n_pos = [&](int s) { return batch.tokens[(size_t)slot_token[s]].pos + 1; };
+    const int32_t n = (int32_t)batch.tokens.size();
+    for (int32_t t_next = 0; t_next < n;) {
+        int n_slots = 0, n_segs = 0;
+        for (; t_next < n && n_slots < kFlashSlots; t_next++) {
+            if (!use_flash(batch.tokens[(size_t)t_next].pos + 1)) continue;
+            slot_token[n_slots] = t_next;
+            const bool extends = n_slots > 0 && slot_token[n_slots - 1] == t_next - 1 &&
+                                 batch.tokens[(size_t)t_next - 1].seq == batch.tokens[(size_t)t_next].seq;
+            if (!extends) seg_slot[n_segs++] = n_slots;
+            n_slots++;
+        }
+        if (n_slots == 0) break;
+        seg_slot[n_segs] = n_slots;
+        seg_item[0] = 0;
+        for (int k = 0; k < n_segs; k++)  // the segment's last token has the most chunks
+            seg_item[k + 1] = seg_item[k] + (int64_t)lc.n_head_kv * cpu::flash_chunks(n_pos(seg_slot[k + 1] - 1));
+        std::atomic<int64_t> next{0};
+        pool_.run([&](int ti, int) {
+            float* scratch = scores_ + (size_t)ti * thread_scratch_;
+            const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact_positions(n_ctx_);
+            const void** v_rows = k_rows + cpu::kFlashChunk;
+            cpu::FlashChunkRows rows;
+            for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < seg_item[n_segs];
+                 item = next.fetch_add(1, std::memory_order_relaxed)) {
+                int k = 0;
+                while (item >= seg_item[k + 1]) k++;
+                const int32_t last = n_pos(seg_slot[k + 1] - 1);
+                const int32_t n_chunks = cpu::flash_chunks(last);
+                const int32_t g = (int32_t)((item - seg_item[k]) / n_chunks);
+                const int32_t ch = (int32_t)((item - seg_item[k]) % n_chunks);
+                const int32_t p0 = ch * cpu::kFlashChunk;
+                const int32_t len = std::min(cpu::kFlashChunk, last - p0);
+                const BatchToken& bt = batch.tokens[(size_t)slot_token[seg_slot[k]]];
+                const BlockTable& table = *batch.tables[(size_t)bt.seq];
+                for (int32_t i = 0; i < len; i++) {
+                    k_rows[i] = kv_.k_row(table, il, p0 + i);
+                    v_rows[i] = kv_.v_row(table, il, p0 + i);
+                }
+                cpu::flash_load_chunk(len, k_rows, v_rows, g * hd, elem, hd, group, scratch, &rows);
+                for (int s = seg_slot[k]; s < seg_slot[k + 1]; s++) {
+                    const int32_t own = std::min(cpu::kFlashChunk, n_pos(s) - p0);  // positions <= the token's
+                    if (own <= 0) continue;
+                    cpu::flash_partial(q_ + (size_t)slot_token[s] * q_dim + (size_t)g * group * hd, (size_t)hd, group,
+                                       hd, own, rows, scale, scratch, part(s, g * group, ch), (size_t)max_chunks * pf);
+                }
+            }
+        });
+        const int64_t merges = (int64_t)n_slots * lc.n_head;
+        pool_.run_sized(merges * max_chunks * hd, [&](int ti, int nt) {
+            int64_t i0, i1;
+            ThreadPool::chunk(merges, 1, ti, nt, &i0, &i1);
+            for (int64_t i = i0; i < i1; i++) {
+                const int s = (int)(i / lc.n_head);
+                const int32_t h = (int32_t)(i % lc.n_head);
+                cpu::attention_merge(hd, cpu::flash_chunks(n_pos(s)), part(s, h, 0), pf,
+                                     att_ + (size_t)slot_token[s] * q_dim + (size_t)h * hd);
+            }
+        });
+    }
 }
 
 void Executor::ffn_layer(int32_t n, int32_t il) {

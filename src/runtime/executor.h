@@ -18,6 +18,9 @@ namespace mw {
 
 class Executor final : public StepExecutor {
 public:
+    // Sequences longer than this many positions use flash attention.
+    static constexpr int32_t kFlashMinPositions = 1024;
+    static constexpr int kFlashSlots = 8;  // long-context tokens per flash region
     Executor(std::shared_ptr<const Model> model, KvCache& kv, ThreadPool& pool, int32_t max_batch_tokens,
              int32_t max_logit_rows, int32_t n_ctx);
 
@@ -42,7 +45,8 @@ public:
     size_t scratch_bytes() const;
     const memory::Arena& arena() const { return arena_; }
     // Scratch bytes an executor with these limits needs.
-    // A Q8_0 cache adds per-thread F32 rows for one head's dequantized K/V.
+    // A Q8_0 cache adds per-thread F32 rows for one head's dequantized K/V
+    // (up to 1024 positions); n_ctx > 1024 adds the flash path's partials.
     static size_t scratch_bytes_for(const ModelConfig& c, int32_t max_batch_tokens, int32_t max_logit_rows,
                                     int32_t n_ctx, int n_threads, KvType kv_type = KvType::F16);
 
@@ -55,6 +59,17 @@ private:
     void matmul(const Weight& w, const float* x, int32_t n, int32_t x_stride, float* y);
     // Same input for up to three weights (q/k/v, gate/up): x is quantized once.
     void matmul_shared(const Weight* const* ws, int nw, const float* x, int32_t n, int32_t x_stride, float* const* ys);
+    // A token whose sequence holds n_pos positions (itself included), more
+    // than kFlashMinPositions, takes the flash-decoding path
+    // (attention_flash.h), split over the KV length; a shorter one the exact
+    // path (attention.h). Chosen by the sequence's own length only, so a
+    // result never depends on the batch.
+    bool use_flash(int32_t n_pos) const { return flash_parts_ != nullptr && n_pos > kFlashMinPositions; }
+    void flash_attention(const Batch& batch, int32_t layer, float scale);
+    // The n == 1 case of matmul_shared on several threads: rows in chunks taken dynamically.
+    void gemv_chunked(const Weight* const* ws, int nw, const uint8_t* const* acts, float* const* ys);
+    static constexpr int kGemvChunksPerThread = 4;  // measured: 1, 2, 4, 6, 8, 16 (docs/BENCHMARKS.md)
+    static constexpr int64_t kGemvMinChunkRows = 64;
     void rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out);
     void allocate_step(int32_t n, int32_t n_logits);
 
@@ -70,7 +85,8 @@ private:
     float *x_ = nullptr, *xb_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
     float *g_ = nullptr, *u_ = nullptr, *tmp_ = nullptr, *logits_ = nullptr, *rope_cs_ = nullptr, *scores_ = nullptr;
     const void** row_ptrs_ = nullptr;  // per thread: K and V row of each position
-    float* kv_f32_ = nullptr;          // Q8_0 cache, per thread: one head's K and V rows as F32
+    size_t thread_scratch_ = 0;        // floats of scores_ per thread (either attention path's scratch)
+    float* flash_parts_ = nullptr;     // flash path: per slot, head and chunk, a partial (nullptr: path off)
     uint8_t* act_ = nullptr;           // activations converted to the weights' vec_dot types
     size_t act_slice_ = 0;             // bytes of one activation type's rows
     int32_t* seq_tokens_ = nullptr;    // tokens each sequence has in this step

@@ -169,6 +169,56 @@ static void test_f16_kv_close_to_f32_kv(void**) {
     for (size_t i = 0; i < tokens.size(); i++) assert_true(max_rel_diff(b[i], a[i]) < 5e-3);
 }
 
+// Long contexts: positions past Executor::kFlashMinPositions take the
+// flash-decoding attention. Against the reference forward (F32 cache), and the
+// same bits whatever the thread count and prompt chunking (the chunks and merge
+// order depend only on the position); F16 and Q8_0 caches stay close to F32.
+static void test_long_context_flash(void**) {
+    test::SyntheticSpec s;
+    s.n_ctx = 2048;
+    auto m = load_spec(s);
+    const int n_ctx = Executor::kFlashMinPositions + 300;
+    std::vector<int32_t> tokens((size_t)n_ctx);
+    for (int i = 0; i < n_ctx; i++) tokens[(size_t)i] = 1 + (i * 7919) % (m->config().n_vocab - 1);
+    // Prompt in chunks of `chunk`, the last 3 tokens decoded one by one.
+    auto run = [&](int chunk, int threads, KvType kv_type) {
+        KvCache kv(m->config(), kv_type, 16, n_ctx / 16 + 1);
+        ThreadPool pool(threads);
+        Executor ex(m, kv, pool, chunk, chunk, n_ctx);
+        BlockTable table;
+        assert_true(kv.reserve(table, n_ctx));
+        std::vector<std::vector<float>> out;
+        Batch b;
+        const size_t n_prompt = tokens.size() - 3;
+        for (size_t i = 0; i < tokens.size();) {
+            const size_t end = i < n_prompt ? std::min(n_prompt, i + (size_t)chunk) : i + 1;
+            b.clear();
+            b.tables.push_back(&table);
+            for (size_t j = i; j < end; j++) b.tokens.push_back(BatchToken{tokens[j], (int32_t)j, 0, true, i < n_prompt});
+            ex.forward(b);
+            for (size_t r = 0; r < b.tokens.size(); r++)
+                out.emplace_back(ex.logits((int32_t)r), ex.logits((int32_t)r) + m->config().n_vocab);
+            i = end;
+        }
+        return out;
+    };
+    test::ReferenceForward ref(*m);
+    const auto a = run(100, 2, KvType::F32), b = run(37, 3, KvType::F32);
+    double worst = 0;
+    for (size_t i = 0; i < tokens.size(); i++) {
+        const std::vector<float> want = ref.step(tokens[i]);
+        worst = std::max(worst, max_rel_diff(a[i], want));
+        assert_memory_equal(a[i].data(), b[i].data(), a[i].size() * sizeof(float));
+    }
+    std::printf("flash attention to position %d: worst relative logit error vs reference %.2e\n", n_ctx, worst);
+    assert_true(worst <= 1e-4);
+    const auto h = run(100, 2, KvType::F16), q = run(100, 2, KvType::Q8_0);
+    for (size_t i = 0; i < tokens.size(); i++) {  // both paths, as the positions pass 1024
+        assert_true(max_rel_diff(h[i], a[i]) < 5e-3);
+        assert_true(max_rel_diff(q[i], a[i]) < 3e-2);
+    }
+}
+
 static void test_missing_and_misshapen_tensors(void**) {
     test::SyntheticSpec s;
     s.keep = [](const std::string& n) { return n != "blk.1.ffn_down.weight"; };
@@ -219,6 +269,7 @@ int main(void) {
         cmocka_unit_test(test_forward_per_layer_geometry),
         cmocka_unit_test(test_forward_quantized_types),
         cmocka_unit_test(test_f16_kv_close_to_f32_kv),
+        cmocka_unit_test(test_long_context_flash),
         cmocka_unit_test(test_missing_and_misshapen_tensors),
         cmocka_unit_test(test_real_models_load),
     };
