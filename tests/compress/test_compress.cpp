@@ -289,6 +289,22 @@ void test_mixed_precision(void**) {
         if (t.converted) types.insert((int)t.to);
     assert_true(types.size() >= 2);
     Model::load(out);
+    // A budget of exactly the all-Q8_0 file's size: the header is sized
+    // exactly, so that plan fits and the result spends the whole budget (a
+    // header estimate a few bytes high forced a tensor down to 4 bits).
+    {
+        const std::string q8 = tmp_dir() + "/mixed-q8.gguf";
+        compress::QuantizeOptions u;
+        u.type = TensorType::Q8_0;
+        u.calib_path = o.calib_path;
+        const uint64_t q8_bytes = compress::quantize_model(path, q8, u).out_bytes;
+        compress::QuantizeOptions e = o;
+        e.target_size = q8_bytes;
+        const compress::QuantizeReport rq = compress::quantize_model(path, out, e);
+        assert_true(rq.out_bytes <= q8_bytes);
+        assert_true(rq.out_bytes + 64 > q8_bytes);
+        unlink(q8.c_str());
+    }
     // A budget below the smallest possible file is refused, with no output.
     unlink(out.c_str());
     o.target_size = 100000;

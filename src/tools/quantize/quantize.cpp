@@ -69,6 +69,14 @@ std::vector<uint8_t> encode(const std::vector<float>& x, uint64_t n_in, TensorTy
     return out;
 }
 
+// The keys this tool sets on its output (also used to size the header).
+void set_output_keys(gguf::Writer& w, TensorType dominant, bool weighted, int64_t calib_tokens) {
+    w.set_u32("general.file_type", file_type_of(dominant));
+    w.set_u32("general.quantization_version", 2);
+    w.set_bool("memwise.quantize.importance_weighted", weighted);
+    if (weighted) w.set_u32("memwise.quantize.calibration_tokens", (uint32_t)std::min<int64_t>(calib_tokens, UINT32_MAX));
+}
+
 bool is_matrix(const gguf::TensorInfo& t) { return t.n_dims >= 2 && t.ne[0] > 0 && t.n_elements / t.ne[0] > 1; }
 
 }  // namespace
@@ -171,11 +179,23 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         }
     } else {
         std::vector<PlanTensor> plan;
-        // Bytes in the file: each tensor padded to the alignment; the header is
-        // the input's plus the few keys this tool sets (256 bytes is ample).
+        // Bytes in the file: each tensor padded to the alignment, plus the
+        // header, measured exactly (an estimate too high by even a few bytes
+        // shuts out the single-type plan of exactly the budget's size): the
+        // output's metadata and tensor infos, with 1-element stand-ins whose
+        // padded data (one alignment each) is subtracted.
         const uint64_t al = f.alignment();
         auto padded = [al](uint64_t b) { return (b + al - 1) / al * al; };
-        uint64_t fixed = f.data_offset() + 256;
+        uint64_t fixed = 0;
+        {
+            gguf::Writer hw(al);
+            hw.copy_metadata(f);
+            set_output_keys(hw, TensorType::F32, true, 0);
+            const float one = 0;
+            for (const auto& t : f.tensors())
+                hw.add_tensor(t.name, TensorType::F32, std::vector<uint64_t>(t.n_dims, 1), &one, sizeof one);
+            fixed = hw.serialize().size() - f.tensors().size() * padded(sizeof one);
+        }
         uint64_t n_elems = 0;
         for (const auto& t : f.tensors()) {
             if (!is_matrix(t) || !fwd->tensor(t.name)) {
@@ -262,10 +282,7 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
     uint64_t most = 0;
     for (const auto& [ty, b] : bytes_by_type)
         if (b > most) { most = b; dominant = ty; }
-    w.set_u32("general.file_type", file_type_of(dominant));
-    w.set_u32("general.quantization_version", 2);
-    w.set_bool("memwise.quantize.importance_weighted", weighted);
-    if (weighted) w.set_u32("memwise.quantize.calibration_tokens", (uint32_t)std::min<int64_t>(stats.n_tokens, UINT32_MAX));
+    set_output_keys(w, dominant, weighted, stats.n_tokens);
     w.write(out_path);
     struct stat st;
     if (::stat(out_path.c_str(), &st) == 0) rep.out_bytes = (uint64_t)st.st_size;
