@@ -547,20 +547,30 @@ MW_API void mw_request_release(mw_request* request);
 /* Evaluation and distillation export                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Window convention (llama.cpp's llama-perplexity): the text is tokenized with
- * BOS (as the model's metadata says; special tokens are not parsed) and cut
- * into n_tokens / n_ctx windows of n_ctx tokens, each run from an empty KV
- * cache with its first token replaced by BOS. Only the second half of a window
- * is scored: the predictions at positions n_ctx/2 .. n_ctx-2, each with at
- * least n_ctx/2 tokens of context. Distributions are the model's full softmax
- * (no sampling). See docs/COMPRESSION.md. */
+/* Window convention of mw_eval (llama.cpp's llama-perplexity): the text is
+ * tokenized with BOS (as the model's metadata says; special tokens are not
+ * parsed) and cut into n_tokens / n_ctx windows of n_ctx tokens, each run from
+ * an empty KV cache with its first token replaced by BOS. Only the second half
+ * of a window is scored: the predictions at positions n_ctx/2 .. n_ctx-2, each
+ * with at least n_ctx/2 tokens of context.
+ *
+ * Distillation export (format 2) and mw_eval_export use overlapping windows
+ * instead, so that every position of the token stream is exported: window 0
+ * holds tokens 0 .. n_ctx-1 and scores all its predictions (positions
+ * 0 .. n_ctx-2); window w > 0 starts at w * (n_ctx/2), or earlier so that the
+ * last window ends at the last token, and scores only the positions no
+ * earlier window scored (each with at least n_ctx/2 tokens of input, BOS
+ * first). Every position 0 .. n_tokens-2 (predicting token p + 1) is scored
+ * exactly once, in order. Distributions are the model's full softmax (no
+ * sampling). See docs/COMPRESSION.md. */
 
 typedef struct mw_eval_options {
     uint32_t struct_size;   /* sizeof(mw_eval_options) */
     uint32_t n_ctx;         /* window length; 0 = 512, or the training context when smaller.
                                Against an export: 0 or the export's own. */
     uint32_t n_threads;     /* 0 = number of physical cores */
-    uint32_t max_windows;   /* 0 = every full window of the text */
+    uint32_t max_windows;   /* 0 = every full window of the text (against an export:
+                               every window of the export); N = the first N */
     /* Optional: called on the calling thread after each window with the
        windows done and the windows in all (for progress reports). */
     void (*progress)(void* user_data, uint64_t done, uint64_t total);
@@ -574,7 +584,7 @@ typedef struct mw_eval_result {
     uint32_t n_ctx;             /* window length used */
     uint64_t n_tokens;          /* tokens of the text (with BOS) */
     uint64_t n_windows;
-    uint64_t n_scored;          /* predictions scored */
+    uint64_t n_scored;          /* predictions scored (mw_eval_export: export positions compared) */
     double nll_mean;            /* mean negative log-likelihood of the next token, nats */
     double perplexity;          /* exp(nll_mean) */
     /* With a reference (a model or an export); 0 otherwise. */
@@ -603,7 +613,9 @@ MW_API mw_status mw_eval(const mw_model* model, const mw_model* ref, const char*
 
 /* Like mw_eval against a distillation export (mw_distill_export) instead of a
  * teacher model: the export's own windows and tokens are replayed through
- * model. KL uses the export's top K plus one bucket for the remaining mass.
+ * model, so every position the export holds is compared once, with the
+ * context the teacher had (not mw_eval's windows). KL uses the export's top K
+ * plus one bucket for the remaining mass.
  * Errors: MW_ERR_IO (cannot open), MW_ERR_FORMAT (not an export, truncated,
  * corrupt), MW_ERR_INVALID_ARGUMENT (vocabulary differs from the teacher's,
  * n_ctx differs from the export's). */
@@ -614,7 +626,7 @@ typedef struct mw_distill_options {
     uint32_t struct_size;       /* sizeof(mw_distill_options) */
     uint32_t n_ctx;             /* window length; 0 = as mw_eval */
     uint32_t n_threads;         /* 0 = number of physical cores */
-    uint32_t max_windows;       /* 0 = every full window of the text */
+    uint32_t max_windows;       /* 0 = every window (every position of the text); N = the first N */
     uint32_t top_k;             /* tokens kept per position, 1 .. min(n_vocab, 4096); default 32 */
     int32_t compression_level;  /* zstd level 1 .. 19; default 3 */
     void (*progress)(void* user_data, uint64_t done, uint64_t total);  /* as in mw_eval_options */
@@ -626,15 +638,16 @@ MW_API void mw_distill_options_init(mw_distill_options* opts);
 /* What an export file holds (its header). */
 typedef struct mw_distill_info {
     uint32_t struct_size;       /* set by the caller to sizeof(mw_distill_info) */
-    uint32_t version;           /* format version (1) */
+    uint32_t version;           /* format version: 2 (written), or 1 (still read) */
     uint32_t n_vocab;
     uint32_t top_k;
-    uint32_t n_ctx;             /* window length */
-    uint32_t first_scored;      /* first scored position of a window (n_ctx / 2) */
-    uint32_t n_scored;          /* scored positions per window (n_ctx - 1 - n_ctx/2) */
+    uint32_t n_ctx;             /* longest window, in tokens */
+    uint32_t first_scored;      /* version 1: first scored position of every window (n_ctx / 2);
+                                   version 2: 0 (each window has its own; see mw_distill_record) */
+    uint32_t n_scored;          /* version 1: scored positions per window; version 2: 0 */
     int32_t bos;                /* token put at each window's start, -1 for none */
     uint64_t n_windows;
-    uint64_t n_records;         /* n_windows * n_scored */
+    uint64_t n_records;         /* positions in the file; version 2: n_text_tokens - 1 when complete */
     uint64_t n_text_tokens;     /* tokens of the whole text */
     uint64_t vocab_hash;        /* identity of the teacher's vocabulary */
     uint64_t file_bytes;
@@ -642,15 +655,17 @@ typedef struct mw_distill_info {
     char model_name[96];
     char tokenizer_model[16];
     char tokenizer_pre[32];
+    uint32_t stride;            /* start step of windows: n_ctx / 2 (version 1: n_ctx) */
 } mw_distill_info;
 
 /* Runs teacher over text[0..text_len) and writes its top-K next-token
- * log-probabilities (and the remaining mass) at every scored position to
+ * log-probabilities (and the remaining mass) at every position of the token
+ * stream (windows above; a text shorter than n_ctx is one window) to
  * out_path: a zstd-compressed, streamable file (docs/COMPRESSION.md). The file
  * is written under a temporary name and renamed, so out_path never holds a
  * partial file. info (may be NULL) receives the header written. Errors:
- * MW_ERR_INVALID_ARGUMENT (empty or too-short text, top_k or level out of
- * range), MW_ERR_IO (cannot write). Thread-safe. */
+ * MW_ERR_INVALID_ARGUMENT (empty text or fewer than 2 tokens, n_ctx, top_k or
+ * level out of range), MW_ERR_IO (cannot write). Thread-safe. */
 MW_API mw_status mw_distill_export(const mw_model* teacher, const char* text, size_t text_len, const char* out_path,
                                    const mw_distill_options* opts, mw_distill_info* info);
 
@@ -671,6 +686,9 @@ typedef struct mw_distill_record {
     const float* logprobs;      /* their teacher log-probabilities (natural log) */
     const int32_t* context;     /* the window's tokens 0 .. position: the model input */
     uint32_t n_context;         /* position + 1 */
+    uint64_t window_start;      /* index in the text's token stream of the window's token 0 */
+    uint64_t stream_position;   /* window_start + position: the prediction is of stream token
+                                   stream_position + 1; version 2 files give 0, 1, 2, ... in order */
 } mw_distill_record;
 
 /* Opens an export and checks its header. Errors: MW_ERR_IO, MW_ERR_FORMAT.

@@ -77,11 +77,12 @@ void fill_info(const mw::eval::ExportHeader& h, uint64_t file_bytes, mw_distill_
     i.n_vocab = h.n_vocab;
     i.top_k = h.top_k;
     i.n_ctx = h.n_ctx;
-    i.first_scored = h.first;
-    i.n_scored = h.n_scored;
+    i.first_scored = h.version == 1 ? h.v1_first : 0;
+    i.n_scored = h.version == 1 ? h.v1_n_scored : 0;
+    i.stride = h.stride;
     i.bos = h.bos;
     i.n_windows = h.n_windows;
-    i.n_records = h.n_windows * h.n_scored;
+    i.n_records = h.n_records;
     i.n_text_tokens = h.n_text_tokens;
     i.vocab_hash = h.vocab_hash;
     i.file_bytes = file_bytes;
@@ -195,7 +196,7 @@ MW_API mw_status mw_distill_reader_next(mw_distill_reader* reader, mw_distill_re
         const mw::eval::ExportHeader& h = r.header();
         if (!reader->error.empty()) mw::fail(MW_ERR_FORMAT, reader->error);
         if (reader->done) return;
-        if (!reader->have_window || reader->next == h.n_scored) {
+        if (!reader->have_window || reader->next == r.window().n_scored) {
             bool more = false;
             try {
                 more = r.next_window();
@@ -216,7 +217,7 @@ MW_API mw_status mw_distill_reader_next(mw_distill_reader* reader, mw_distill_re
         c.struct_size = sizeof c;
         c.top_k = h.top_k;
         c.window = r.window_index();
-        c.position = h.first + reader->next;
+        c.position = r.window().first + reader->next;
         c.next_token = rec.token;
         c.next_logprob = rec.token_logprob;
         c.rest_mass = rec.rest_mass;
@@ -224,6 +225,8 @@ MW_API mw_status mw_distill_reader_next(mw_distill_reader* reader, mw_distill_re
         c.logprobs = rec.logprobs;
         c.context = r.window_tokens();
         c.n_context = c.position + 1;
+        c.window_start = r.window().start;
+        c.stream_position = c.window_start + c.position;
         write_result(c, record);
         reader->next++;
         *has_record = 1;

@@ -1,5 +1,5 @@
 // memwise distill-export: writes a teacher's top-K next-token distribution at
-// every scored position of a text to a zstd-compressed export file
+// every position of a text to a zstd-compressed export file
 // (docs/COMPRESSION.md). The work is mw_distill_export.
 #include <errno.h>
 #include <inttypes.h>
@@ -19,12 +19,19 @@ static const char* const kCommand = "distill-export";
 static void print_help() {
     printf("Usage: memwise distill-export TEACHER --text FILE --top-k K OUT [options]\n"
            "\n"
-           "Runs TEACHER over the text and writes, for every scored position, its K most\n"
-           "probable next tokens with their log-probabilities and the remaining mass, to\n"
-           "OUT: a zstd-compressed, streamable file for a student trainer and for\n"
+           "Runs TEACHER over the text and writes, for every position of its tokens (each\n"
+           "prediction of the next token), its K most probable next tokens with their\n"
+           "log-probabilities and the remaining mass, to OUT: a zstd-compressed,\n"
+           "streamable file (format 2) for a student trainer and for\n"
            "'memwise eval STUDENT --ref-export OUT'. Format: docs/COMPRESSION.md.\n"
-           "Windows and scored positions as in 'memwise eval' (the second half of each\n"
-           "window of --ctx tokens). OUT is written under a temporary name and renamed.\n"
+           "\n"
+           "Windows: the text, tokenized with BOS where the model adds one, is run in\n"
+           "windows of --ctx tokens, each from an empty cache with BOS first. Window 0\n"
+           "(tokens 0 .. ctx-1) exports all its predictions; each later window starts\n"
+           "ctx/2 tokens after the previous one (the last one ends at the last token) and\n"
+           "exports only the positions not exported before, each with at least ctx/2\n"
+           "tokens of context. Every position 0 .. n_tokens-2 is exported exactly once.\n"
+           "OUT is written under a temporary name and renamed.\n"
            "\n"
            "Options:\n"
            "  --text FILE            the corpus ('-' = stdin); required\n"
@@ -32,7 +39,7 @@ static void print_help() {
            "                         required\n"
            "  --ctx N                window length (default 512, or the training context\n"
            "                         when smaller)\n"
-           "  --chunks N             export the first N windows only\n"
+           "  --chunks N             export the first N windows only (a prefix of the text)\n"
            "  --level L              zstd compression level 1 .. 19 (default 3)\n"
            "  --threads N            compute threads (default: number of physical cores)\n"
            "  -h, --help             show this help\n");
@@ -101,9 +108,10 @@ int cmd_distill_export(int argc, char** argv) {
     if (st != MW_OK) print_api_error(kCommand, "export", st);
     mw_model_close(model);
     if (st != MW_OK) return kExitError;
-    printf("wrote %s: %" PRIu64 " windows x %u positions, top-%u of %u tokens, %" PRIu64 " bytes (%.1f per position)\n",
-           out_path.c_str(), info.n_windows, info.n_scored, info.top_k, info.n_vocab, info.file_bytes,
-           info.n_records ? (double)info.file_bytes / (double)info.n_records : 0.0);
+    printf("wrote %s: %" PRIu64 " positions of %" PRIu64 " tokens in %" PRIu64 " windows of up to %u, top-%u of %u "
+           "tokens, %" PRIu64 " bytes (%.1f per position)\n",
+           out_path.c_str(), info.n_records, info.n_text_tokens, info.n_windows, info.n_ctx, info.top_k, info.n_vocab,
+           info.file_bytes, info.n_records ? (double)info.file_bytes / (double)info.n_records : 0.0);
     return kExitOk;
 }
 

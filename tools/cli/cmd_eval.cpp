@@ -26,7 +26,10 @@ static void print_help() {
            "Windows (as llama.cpp's llama-perplexity): the text, tokenized with BOS, is cut\n"
            "into windows of --ctx tokens, each run from an empty cache with BOS first; only\n"
            "the second half of each window is scored (every prediction sees at least\n"
-           "ctx/2 tokens). A tail shorter than a window is not used.\n"
+           "ctx/2 tokens). A tail shorter than a window is not used. With --ref-export\n"
+           "the export's own windows are replayed instead: every position it holds\n"
+           "(every position of the text for a complete export) is compared once, with\n"
+           "the context the teacher had.\n"
            "\n"
            "Options:\n"
            "  --text FILE            the evaluation text ('-' = stdin); required unless\n"
@@ -40,7 +43,8 @@ static void print_help() {
            "                         top K plus one bucket for the rest (a lower bound)\n"
            "  --ctx N                window length (default 512, or the training context\n"
            "                         when smaller; with --ref-export: the export's)\n"
-           "  --chunks N             evaluate the first N windows only\n"
+           "  --chunks N             evaluate the first N windows only (of the export's,\n"
+           "                         with --ref-export)\n"
            "  --threads N            compute threads (default: number of physical cores)\n"
            "  --json                 print one JSON object instead of text\n"
            "  -h, --help             show this help\n");
@@ -58,7 +62,10 @@ static double finite(double v) { return isfinite(v) ? v : 0.0; }
 static void print_text(const mw_eval_result& r) {
     printf("windows:        %" PRIu64 " x %u tokens (%" PRIu64 " tokens in the text)\n", r.n_windows, r.n_ctx,
            r.n_tokens);
-    printf("scored:         %" PRIu64 " predictions\n", r.n_scored);
+    if (r.ref_is_export)
+        printf("compared:       %" PRIu64 " positions of the export (its windows, not eval's)\n", r.n_scored);
+    else
+        printf("scored:         %" PRIu64 " predictions\n", r.n_scored);
     printf("perplexity:     %.6f\n", r.perplexity);
     if (r.has_ref) {
         printf("ref perplexity: %.6f%s\n", r.ref_perplexity, r.ref_is_export ? " (from the export)" : "");

@@ -29,16 +29,14 @@ ExportSummary distill_export(std::shared_ptr<const Model> teacher, const std::st
     if (opts.n_ctx < 0) fail(MW_ERR_INVALID_ARGUMENT, "context " + std::to_string(opts.n_ctx) + " is negative");
     if (opts.n_threads < 0) fail(MW_ERR_INVALID_ARGUMENT, "thread count " + std::to_string(opts.n_threads) + " is negative");
     const std::vector<int32_t> tokens = tokenize_for_eval(*teacher, text);
-    const WindowPlan plan = plan_windows((int64_t)tokens.size(), opts.n_ctx ? opts.n_ctx : default_n_ctx(c),
-                                         opts.max_windows);
+    const int32_t n_ctx = opts.n_ctx ? opts.n_ctx : default_n_ctx(c);
+    const std::vector<Window> plan = plan_export_windows((int64_t)tokens.size(), n_ctx, opts.max_windows);
     const Tokenizer& tok = teacher->tokenizer();
 
     ExportHeader h;
     h.n_vocab = (uint32_t)V;
     h.top_k = (uint32_t)opts.top_k;
-    h.n_ctx = (uint32_t)plan.n_ctx;
-    h.first = (uint32_t)plan.first;
-    h.n_scored = (uint32_t)plan.n_scored;
+    h.n_ctx = (uint32_t)n_ctx;
     h.n_text_tokens = tokens.size();
     h.vocab_hash = vocab_identity(tok);
     h.bos = tok.add_bos() ? tok.bos() : -1;
@@ -47,27 +45,30 @@ ExportSummary distill_export(std::shared_ptr<const Model> teacher, const std::st
     h.tokenizer_model = tok.model_name();
     h.tokenizer_pre = tok.pre_name();
 
-    ThreadPool pool(opts.n_threads ? opts.n_threads : physical_core_count());
-    WindowRunner run(teacher, pool, plan, false);
     ExportWriter out(out_path, h, opts.compression_level);
+    ThreadPool pool(opts.n_threads ? opts.n_threads : physical_core_count());
+    WindowRunner run(teacher, pool, n_ctx, false);
     std::vector<int32_t> win, scratch;
     const size_t rec_bytes = h.record_bytes();
-    for (int64_t w = 0; w < plan.n_windows; w++) {
-        window_tokens(tokens, plan, w, h.bos, &win);
-        uint8_t* buf = out.window_buffer();
-        const uint32_t index = (uint32_t)w;
-        std::memcpy(buf, &index, 4);
-        std::memcpy(buf + 4, win.data(), 4 * win.size());
-        uint8_t* records = buf + 4 + 4 * win.size();
-        for (int32_t j = 0; j < run.n_batches(); j++) {
+    const int64_t n_windows = (int64_t)plan.size();
+    for (int64_t w = 0; w < n_windows; w++) {
+        const Window& x = plan[(size_t)w];
+        window_tokens(tokens, x, h.bos, &win);
+        ExportWindow ew;
+        ew.start = (uint64_t)x.start;
+        ew.n_tokens = (uint32_t)x.n_tokens;
+        ew.first = (uint32_t)x.first;
+        ew.n_scored = (uint32_t)x.n_scored;
+        uint8_t* records = out.begin_window(ew, win.data());
+        for (int32_t j = 0; j < run.n_batches(x); j++) {
             int32_t pos0 = 0;
-            const int32_t rows = run.run_batch(win.data(), j, &pos0);
+            const int32_t rows = run.run_batch(win.data(), x, j, &pos0);
             for (int32_t r = 0; r < rows; r++) {
                 const int32_t pos = pos0 + r;
                 const int32_t next = win[(size_t)(pos + 1)];
                 const float* logits = run.logits(r);
                 const Normalizer n = normalize(logits, V);
-                uint8_t* rec = records + (size_t)(pos - plan.first) * rec_bytes;
+                uint8_t* rec = records + (size_t)(pos - x.first) * rec_bytes;
                 double rest = 0;
                 top_k(logits, n, V, opts.top_k, reinterpret_cast<int32_t*>(rec + 12),
                       reinterpret_cast<float*>(rec + 12 + 4 * (size_t)opts.top_k), &rest, &scratch);
@@ -78,13 +79,16 @@ ExportSummary distill_export(std::shared_ptr<const Model> teacher, const std::st
             }
         }
         out.write_window();
-        if (opts.progress) opts.progress(w + 1, plan.n_windows);
+        if (opts.progress) opts.progress(w + 1, n_windows);
     }
     out.finish();
 
     ExportSummary s;
     s.header = h;
-    s.header.n_windows = (uint64_t)plan.n_windows;
+    s.header.version = kExportVersion;
+    s.header.stride = h.n_ctx / 2;
+    s.header.n_windows = (uint64_t)n_windows;
+    for (const Window& x : plan) s.header.n_records += (uint64_t)x.n_scored;
     struct stat st;
     if (::stat(out_path.c_str(), &st) == 0) s.file_bytes = (uint64_t)st.st_size;
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -87,30 +87,32 @@ EvalResult evaluate(std::shared_ptr<const Model> model, std::shared_ptr<const Mo
     if (ref) check_same_vocab(*model, *ref);
     if (opts.n_ctx < 0) fail(MW_ERR_INVALID_ARGUMENT, "context " + std::to_string(opts.n_ctx) + " is negative");
     const int32_t n_ctx = opts.n_ctx ? opts.n_ctx : default_n_ctx(model->config());
-    const WindowPlan plan = plan_windows((int64_t)tokens.size(), n_ctx, opts.max_windows);
+    const std::vector<Window> plan = plan_eval_windows((int64_t)tokens.size(), n_ctx, opts.max_windows);
+    const int64_t n_windows = (int64_t)plan.size();
     const int32_t V = model->config().n_vocab;
     const Tokenizer& tok = model->tokenizer();
     const int32_t bos = tok.add_bos() ? tok.bos() : -1;
 
     ThreadPool pool(resolve_threads(opts.n_threads));
-    WindowRunner run(model, pool, plan, opts.kv_f32);
+    WindowRunner run(model, pool, n_ctx, opts.kv_f32);
     std::unique_ptr<WindowRunner> run_ref;
-    if (ref) run_ref = std::make_unique<WindowRunner>(ref, pool, plan, opts.kv_f32);
+    if (ref) run_ref = std::make_unique<WindowRunner>(ref, pool, n_ctx, opts.kv_f32);
 
     EvalResult res;
     res.n_ctx = n_ctx;
     res.n_tokens = (int64_t)tokens.size();
-    res.n_windows = plan.n_windows;
+    res.n_windows = n_windows;
     res.has_ref = ref != nullptr;
     Accumulator acc;
     std::vector<int32_t> win;
-    for (int64_t w = 0; w < plan.n_windows; w++) {
-        window_tokens(tokens, plan, w, bos, &win);
-        for (int32_t j = 0; j < run.n_batches(); j++) {
+    for (int64_t w = 0; w < n_windows; w++) {
+        const Window& x = plan[(size_t)w];
+        window_tokens(tokens, x, bos, &win);
+        for (int32_t j = 0; j < run.n_batches(x); j++) {
             // Both models run the same batch; their logits rows line up.
             int32_t pos0 = 0, pos0_ref = 0;
-            const int32_t rows = run.run_batch(win.data(), j, &pos0);
-            if (run_ref) run_ref->run_batch(win.data(), j, &pos0_ref);
+            const int32_t rows = run.run_batch(win.data(), x, j, &pos0);
+            if (run_ref) run_ref->run_batch(win.data(), x, j, &pos0_ref);
             for (int32_t r = 0; r < rows; r++) {
                 const int32_t next = win[(size_t)(pos0 + r + 1)];
                 const float* q = run.logits(r);
@@ -127,7 +129,7 @@ EvalResult evaluate(std::shared_ptr<const Model> model, std::shared_ptr<const Mo
                             std::exp(-nll_ref));
             }
         }
-        if (opts.progress) opts.progress(w + 1, plan.n_windows);
+        if (opts.progress) opts.progress(w + 1, n_windows);
     }
     acc.finish(&res);
     res.seconds = seconds_since(t0);
@@ -158,32 +160,35 @@ EvalResult evaluate_against_export(std::shared_ptr<const Model> model, const std
     if (opts.n_ctx != 0 && opts.n_ctx != (int32_t)h.n_ctx)
         fail(MW_ERR_INVALID_ARGUMENT, "context " + std::to_string(opts.n_ctx) + " differs from the export's (" +
                                           std::to_string(h.n_ctx) + "); leave it unset to use the export's");
-    WindowPlan plan;
-    plan.n_ctx = (int32_t)h.n_ctx;
-    plan.first = (int32_t)h.first;
-    plan.n_scored = (int32_t)h.n_scored;
-    plan.n_windows = (int64_t)h.n_windows;
-    if (opts.max_windows > 0) plan.n_windows = std::min<int64_t>(plan.n_windows, opts.max_windows);
+    int64_t n_windows = (int64_t)h.n_windows;
+    if (opts.max_windows > 0) n_windows = std::min<int64_t>(n_windows, opts.max_windows);
 
     ThreadPool pool(resolve_threads(opts.n_threads));
-    WindowRunner run(model, pool, plan, opts.kv_f32);
+    WindowRunner run(model, pool, (int32_t)h.n_ctx, opts.kv_f32);
     EvalResult res;
-    res.n_ctx = plan.n_ctx;
+    res.n_ctx = (int32_t)h.n_ctx;
     res.n_tokens = (int64_t)h.n_text_tokens;
-    res.n_windows = plan.n_windows;
+    res.n_windows = n_windows;
     res.has_ref = true;
     res.ref_is_export = true;
     Accumulator acc;
     const int32_t K = (int32_t)h.top_k;
-    for (int64_t w = 0; w < plan.n_windows; w++) {
+    for (int64_t w = 0; w < n_windows; w++) {
         if (!reader.next_window())
             fail(MW_ERR_FORMAT, export_path + ": fewer windows than its header says");
+        // The export's own window: its tokens, its scored range.
+        const ExportWindow& ew = reader.window();
+        Window x;
+        x.start = (int64_t)ew.start;
+        x.n_tokens = (int32_t)ew.n_tokens;
+        x.first = (int32_t)ew.first;
+        x.n_scored = (int32_t)ew.n_scored;
         const int32_t* win = reader.window_tokens();
-        for (int32_t j = 0; j < run.n_batches(); j++) {
+        for (int32_t j = 0; j < run.n_batches(x); j++) {
             int32_t pos0 = 0;
-            const int32_t rows = run.run_batch(win, j, &pos0);
+            const int32_t rows = run.run_batch(win, x, j, &pos0);
             for (int32_t r = 0; r < rows; r++) {
-                const ExportRecord rec = reader.record((uint32_t)(pos0 + r - plan.first));
+                const ExportRecord rec = reader.record((uint32_t)(pos0 + r - x.first));
                 const float* q = run.logits(r);
                 const Normalizer nq = normalize(q, V);
                 const double nll = nq.lse - (double)q[rec.token];
@@ -193,10 +198,10 @@ EvalResult evaluate_against_export(std::shared_ptr<const Model> model, const std
                             rec.ids[0] == nq.argmax, std::exp(-nll), std::exp(-nll_ref));
             }
         }
-        if (opts.progress) opts.progress(w + 1, plan.n_windows);
+        if (opts.progress) opts.progress(w + 1, n_windows);
     }
     // A whole-file pass also checks the trailer (a cut-off file is an error).
-    if (plan.n_windows == (int64_t)h.n_windows && reader.next_window())
+    if (n_windows == (int64_t)h.n_windows && reader.next_window())
         fail(MW_ERR_FORMAT, export_path + ": more windows than its header says");
     acc.finish(&res);
     res.ref_min_topk_mass = acc.min_mass;

@@ -47,7 +47,7 @@ struct EvalResult {
     int32_t n_ctx = 0;
     int64_t n_tokens = 0;       // tokens of the text (with BOS)
     int64_t n_windows = 0;
-    int64_t n_scored = 0;       // scored positions
+    int64_t n_scored = 0;       // scored positions (against an export: the export positions compared)
     double nll_mean = 0;        // mean negative log-likelihood (nats) = ln(perplexity)
     double perplexity = 0;
     // With a reference (model or export); zero otherwise.
@@ -80,10 +80,14 @@ EvalResult evaluate(std::shared_ptr<const Model> model, std::shared_ptr<const Mo
 EvalResult evaluate_text(std::shared_ptr<const Model> model, std::shared_ptr<const Model> ref,
                          const std::string& text, const EvalOptions& opts);
 
-// Against a distillation export: the export's windows (its tokens, n_ctx and
-// scored positions) are replayed through model. opts.n_ctx must be 0 or the
-// export's. MW_ERR_INVALID_ARGUMENT when the vocabularies differ,
-// MW_ERR_FORMAT / MW_ERR_IO for a bad file.
+// Against a distillation export: the export's windows are replayed through
+// model, each with its own tokens (BOS in place) and scored range, so every
+// position the export holds is compared once with the same context the
+// teacher had (format 2: every position of the text; windows.h). The
+// llama-perplexity windowing above is not used. opts.n_ctx must be 0 or the
+// export's; opts.max_windows > 0 replays only the first windows.
+// MW_ERR_INVALID_ARGUMENT when the vocabularies differ, MW_ERR_FORMAT /
+// MW_ERR_IO for a bad file.
 EvalResult evaluate_against_export(std::shared_ptr<const Model> model, const std::string& export_path,
                                    const EvalOptions& opts);
 
