@@ -47,7 +47,7 @@ ExportSummary distill_export(std::shared_ptr<const Model> teacher, const std::st
 
     ExportWriter out(out_path, h, opts.compression_level);
     ThreadPool pool(opts.n_threads ? opts.n_threads : physical_core_count());
-    WindowRunner run(teacher, pool, n_ctx, false);
+    WindowRunner run(teacher, pool, n_ctx, opts.kv_f32);
     std::vector<int32_t> win, scratch;
     const size_t rec_bytes = h.record_bytes();
     const int64_t n_windows = (int64_t)plan.size();

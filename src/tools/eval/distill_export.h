@@ -20,6 +20,7 @@ struct ExportOptions {
     int32_t max_windows = 0;    // 0 = every window (the whole text); N = the first N
     int32_t top_k = 32;         // 1 .. min(n_vocab, 4096)
     int32_t compression_level = 3;  // zstd level, 1 .. 19
+    bool kv_f32 = false;        // F32 KV cache (default F16, as eval); for exact tests
     std::function<void(int64_t, int64_t)> progress;  // (windows done, windows in all)
 };
 

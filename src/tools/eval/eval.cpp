@@ -82,12 +82,26 @@ std::vector<int32_t> tokenize_for_eval(const Model& model, const std::string& te
 
 EvalResult evaluate(std::shared_ptr<const Model> model, std::shared_ptr<const Model> ref,
                     const std::vector<int32_t>& tokens, const EvalOptions& opts) {
+    if (!model) fail(MW_ERR_INVALID_ARGUMENT, "model is NULL");
+    if (opts.n_ctx < 0) fail(MW_ERR_INVALID_ARGUMENT, "context " + std::to_string(opts.n_ctx) + " is negative");
+    const int32_t n_ctx = opts.n_ctx ? opts.n_ctx : default_n_ctx(model->config());
+    return evaluate_windows(model, ref, tokens, plan_eval_windows((int64_t)tokens.size(), n_ctx, opts.max_windows),
+                            opts);
+}
+
+EvalResult evaluate_windows(std::shared_ptr<const Model> model, std::shared_ptr<const Model> ref,
+                            const std::vector<int32_t>& tokens, const std::vector<Window>& plan,
+                            const EvalOptions& opts) {
     const auto t0 = std::chrono::steady_clock::now();
     if (!model) fail(MW_ERR_INVALID_ARGUMENT, "model is NULL");
     if (ref) check_same_vocab(*model, *ref);
-    if (opts.n_ctx < 0) fail(MW_ERR_INVALID_ARGUMENT, "context " + std::to_string(opts.n_ctx) + " is negative");
-    const int32_t n_ctx = opts.n_ctx ? opts.n_ctx : default_n_ctx(model->config());
-    const std::vector<Window> plan = plan_eval_windows((int64_t)tokens.size(), n_ctx, opts.max_windows);
+    if (plan.empty()) fail(MW_ERR_INVALID_ARGUMENT, "no windows to evaluate");
+    int32_t n_ctx = 0;
+    for (const Window& x : plan) {
+        if (x.start < 0 || x.n_tokens < 2 || x.start + x.n_tokens > (int64_t)tokens.size())
+            fail(MW_ERR_INVALID_ARGUMENT, "a window runs outside the tokens");
+        n_ctx = std::max(n_ctx, x.n_tokens);
+    }
     const int64_t n_windows = (int64_t)plan.size();
     const int32_t V = model->config().n_vocab;
     const Tokenizer& tok = model->tokenizer();

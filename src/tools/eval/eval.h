@@ -25,6 +25,7 @@
 #pragma once
 
 #include "model/model.h"
+#include "tools/eval/windows.h"
 
 #include <cstdint>
 #include <functional>
@@ -76,7 +77,14 @@ std::vector<int32_t> tokenize_for_eval(const Model& model, const std::string& te
 EvalResult evaluate(std::shared_ptr<const Model> model, std::shared_ptr<const Model> ref,
                     const std::vector<int32_t>& tokens, const EvalOptions& opts);
 
-// Same, tokenizing text first (empty text: MW_ERR_INVALID_ARGUMENT).
+// Same over the given windows (windows.h: plan_eval_windows or
+// plan_export_windows; with export windows and ref, the full-vocabulary
+// counterpart of evaluate_against_export). res.n_ctx = the longest window.
+EvalResult evaluate_windows(std::shared_ptr<const Model> model, std::shared_ptr<const Model> ref,
+                            const std::vector<int32_t>& tokens, const std::vector<Window>& plan,
+                            const EvalOptions& opts);
+
+// Same as evaluate, tokenizing text first (empty text: MW_ERR_INVALID_ARGUMENT).
 EvalResult evaluate_text(std::shared_ptr<const Model> model, std::shared_ptr<const Model> ref,
                          const std::string& text, const EvalOptions& opts);
 
