@@ -78,7 +78,11 @@ static void test_eval_and_export(void** state) {
     assert_int_equal(mw_distill_export(m, text, text_len, out, &dopts, &info), MW_OK);
     assert_int_equal(info.top_k, 16);
     assert_int_equal(info.n_vocab, 512);
-    assert_int_equal(info.n_records, info.n_windows * 31);
+    assert_int_equal(info.version, 2);
+    assert_int_equal(info.stride, 32);
+    assert_int_equal(info.n_records, info.n_text_tokens - 1); /* every position of the text */
+    assert_int_equal(info.first_scored, 0);
+    assert_int_equal(info.n_scored, 0);
     assert_string_equal(info.tokenizer_model, "llama");
 
     assert_int_equal(mw_distill_reader_open(out, &rd), MW_OK);
@@ -93,7 +97,10 @@ static void test_eval_and_export(void** state) {
         assert_int_equal(mw_distill_reader_next(rd, &rec, &has), MW_OK);
         if (!has) break;
         assert_int_equal(rec.top_k, 16);
-        assert_int_equal(rec.position, 32 + n_records % 31);
+        assert_int_equal(rec.stream_position, n_records); /* 0, 1, 2, ... each once */
+        assert_int_equal(rec.window_start + rec.position, rec.stream_position);
+        assert_true(rec.window == 0 || rec.position >= 31); /* at least n_ctx/2 tokens of input */
+        assert_true(rec.position < 63);
         assert_int_equal(rec.n_context, rec.position + 1);
         assert_true(rec.logprobs[0] >= rec.logprobs[15]);
         assert_true(rec.next_logprob <= 0);
@@ -112,7 +119,10 @@ static void test_eval_and_export(void** state) {
     assert_int_equal(mw_eval_export(m, out, &eo, &rx), MW_OK);
     assert_int_equal(rx.ref_is_export, 1);
     assert_true(rx.kl_mean < 1e-6);
-    assert_true(fabs(rx.perplexity - r.perplexity) < 1e-9 * r.perplexity);
+    assert_true(rx.top1_agreement == 1.0);
+    assert_int_equal(rx.n_scored, info.n_records); /* every exported position compared */
+    assert_int_equal(rx.n_windows, info.n_windows);
+    assert_true(fabs(rx.perplexity - rx.ref_perplexity) < 1e-5 * rx.perplexity);
 
     /* bad arguments */
     assert_int_equal(mw_eval(m, NULL, NULL, 0, &eo, &r), MW_ERR_INVALID_ARGUMENT);
