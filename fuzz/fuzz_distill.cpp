@@ -3,7 +3,8 @@
 // truncated, corrupt or hostile headers and frames must give a status
 // (MW_ERR_FORMAT or MW_ERR_IO), never a crash, a hang or an over-read. Every
 // record handed out must be self-consistent (ids and log-probabilities inside
-// the vocabulary and the header's K, context length = position + 1).
+// the vocabulary and the header's K, context length = position + 1, and in
+// format 2 stream positions 0, 1, 2, ... each once).
 #include "fuzz_util.h"
 
 #include <memwise/memwise.h>
@@ -47,6 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!has) break;
         if (n >= info.n_records) std::abort();
         if (rec.top_k != info.top_k || rec.n_context != rec.position + 1) std::abort();
+        if (rec.n_context > info.n_ctx || rec.stream_position != rec.window_start + rec.position) std::abort();
+        if (info.version == 2 && rec.stream_position != n) std::abort();
+        if (rec.stream_position + 1 >= info.n_text_tokens) std::abort();
         for (uint32_t i = 0; i < rec.top_k; i++)
             if (rec.ids[i] < 0 || (uint32_t)rec.ids[i] >= info.n_vocab) std::abort();
         for (uint32_t i = 0; i < rec.n_context; i++)

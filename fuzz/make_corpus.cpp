@@ -1,9 +1,14 @@
 // Writes the fuzz seed corpora (fuzz/corpus/<target>/) from the project's own
 // synthetic model, and one GGUF file per known llama.cpp GGUF parser CVE
-// pattern (fuzz/corpus/gguf/cve-*.gguf), built byte by byte.
+// pattern (fuzz/corpus/gguf/cve-*.gguf), built byte by byte, and format 2
+// distillation exports of the synthetic model (fuzz/corpus/distill/v2-*; the
+// v1-* files there were made by the version 1 writer and are kept as they are).
 // Usage: make_corpus <fuzz/corpus directory>. The output is committed; rerun
 // only to change the seeds.
 #include "fuzz_util.h"
+
+#include "model/model.h"
+#include "tools/eval/distill_export.h"
 
 #include <zstd.h>
 
@@ -50,7 +55,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const fs::path root = argv[1];
-    for (const char* t : {"gguf", "tokenizer", "chat", "submit", "zst"}) fs::create_directories(root / t);
+    for (const char* t : {"gguf", "tokenizer", "chat", "submit", "zst", "distill"}) fs::create_directories(root / t);
     const std::vector<uint8_t> model = mw::fuzz::tiny_model_bytes();
     const fs::path g = root / "gguf";
     put(g / "seed-tiny-model.gguf", model);
@@ -127,5 +132,35 @@ int main(int argc, char** argv) {
     put(z / "cve-exabyte-inside.gguf.zst",
         zst(Image().header(1, 0).str("w").u32(2).u64(1ull << 29).u64(1ull << 29).u32(0).u64(0).pad().zeros(32).b));
     put(z / "not-zstd", std::string("GGUF not compressed"));
+
+    // A complete format 2 export: context 16, K 4, a text whose last window
+    // is shifted back; then damaged copies.
+    const fs::path d = root / "distill";
+    {
+        mw::eval::ExportOptions eo;
+        eo.n_ctx = 16;
+        eo.top_k = 4;
+        eo.n_threads = 1;
+        const std::string seed = (d / "v2-seed-k4-ctx16.mwd").string();
+        mw::eval::distill_export(mw::Model::load(mw::fuzz::tiny_model_path()),
+                                 "Once upon a time there was a cat. The cat sat on the mat and looked at the sun!",
+                                 seed, eo);
+        FILE* f = std::fopen(seed.c_str(), "rb");
+        if (!f) std::abort();
+        std::vector<uint8_t> good;
+        for (int c; (c = std::fgetc(f)) != EOF;) good.push_back((uint8_t)c);
+        std::fclose(f);
+        std::vector<uint8_t> b(good.begin(), good.begin() + (long)good.size() / 2);
+        put(d / "v2-truncated-half.mwd", b);
+        b = good;
+        b[20] ^= 0x5a;  // n_ctx: the header checksum no longer matches
+        put(d / "v2-flipped-header.mwd", b);
+        b = good;
+        b[256 + 8 + 40] ^= 0x5a;  // inside the first frame
+        put(d / "v2-flipped-frame.mwd", b);
+        b = good;
+        b[good.size() - 40] ^= 0x5a;  // inside the last frame
+        put(d / "v2-flipped-tail.mwd", b);
+    }
     return 0;
 }
