@@ -60,8 +60,8 @@ static void progress(void* user, uint64_t done, uint64_t total) {
 static double finite(double v) { return isfinite(v) ? v : 0.0; }
 
 static void print_text(const mw_eval_result& r) {
-    printf("windows:        %" PRIu64 " x %u tokens (%" PRIu64 " tokens in the text)\n", r.n_windows, r.n_ctx,
-           r.n_tokens);
+    printf("windows:        %" PRIu64 " %s %u tokens (%" PRIu64 " tokens in the text)\n", r.n_windows,
+           r.ref_is_export ? "of up to" : "x", r.n_ctx, r.n_tokens);
     if (r.ref_is_export)
         printf("compared:       %" PRIu64 " positions of the export (its windows, not eval's)\n", r.n_scored);
     else
