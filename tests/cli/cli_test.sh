@@ -269,9 +269,12 @@ eval)
     grep -q '"top1_agreement": 1,' "$TMP/e1.out" || fail "self top-1 agreement is not 1: $(cat "$TMP/e1.out")"
     run_mw d1 distill-export "$MODEL" --text "$TEXT" --top-k 8 --ctx 64 -t 2 "$TMP/x.mwdx"
     [ "$RC" -eq 0 ] && [ -s "$TMP/x.mwdx" ] || fail "distill-export exited $RC: $(cat "$TMP/d1.err")"
+    # Every position of the text: n_tokens - 1 of them.
+    grep -q "wrote .*: 1403 positions of 1404 tokens" "$TMP/d1.out" || fail "export does not cover every position: $(cat "$TMP/d1.out")"
     run_mw e2 eval "$MODEL" --ref-export "$TMP/x.mwdx" -t 2
     [ "$RC" -eq 0 ] || fail "eval --ref-export exited $RC: $(cat "$TMP/e2.err")"
     grep -q "KL mean: *0.000000" "$TMP/e2.out" || fail "KL against its own export is not 0: $(cat "$TMP/e2.out")"
+    grep -q "compared: *1403 positions" "$TMP/e2.out" || fail "eval --ref-export does not compare every position: $(cat "$TMP/e2.out")"
     expect_error m1 "missing --text" eval "$MODEL"
     : >"$TMP/empty.txt"
     expect_error m2 "empty" eval "$MODEL" --text "$TMP/empty.txt"
