@@ -178,7 +178,10 @@ EvalResult evaluate_against_export(std::shared_ptr<const Model> model, const std
     if (opts.max_windows > 0) n_windows = std::min<int64_t>(n_windows, opts.max_windows);
 
     ThreadPool pool(resolve_threads(opts.n_threads));
-    WindowRunner run(model, pool, (int32_t)h.n_ctx, opts.kv_f32);
+    // Sized by the windows actually read, not by the header's n_ctx: a KV
+    // cache follows the bytes in the file, never a size it merely claims.
+    std::unique_ptr<WindowRunner> run;
+    int32_t run_tokens = 0;
     EvalResult res;
     res.n_ctx = (int32_t)h.n_ctx;
     res.n_tokens = (int64_t)h.n_text_tokens;
@@ -198,12 +201,17 @@ EvalResult evaluate_against_export(std::shared_ptr<const Model> model, const std
         x.first = (int32_t)ew.first;
         x.n_scored = (int32_t)ew.n_scored;
         const int32_t* win = reader.window_tokens();
-        for (int32_t j = 0; j < run.n_batches(x); j++) {
+        if (x.n_tokens > run_tokens) {
+            run.reset();
+            run = std::make_unique<WindowRunner>(model, pool, x.n_tokens, opts.kv_f32);
+            run_tokens = x.n_tokens;
+        }
+        for (int32_t j = 0; j < run->n_batches(x); j++) {
             int32_t pos0 = 0;
-            const int32_t rows = run.run_batch(win, x, j, &pos0);
+            const int32_t rows = run->run_batch(win, x, j, &pos0);
             for (int32_t r = 0; r < rows; r++) {
                 const ExportRecord rec = reader.record((uint32_t)(pos0 + r - x.first));
-                const float* q = run.logits(r);
+                const float* q = run->logits(r);
                 const Normalizer nq = normalize(q, V);
                 const double nll = nq.lse - (double)q[rec.token];
                 const double nll_ref = -(double)rec.token_logprob;
