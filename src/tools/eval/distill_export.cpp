@@ -47,7 +47,8 @@ ExportSummary distill_export(std::shared_ptr<const Model> teacher, const std::st
 
     ExportWriter out(out_path, h, opts.compression_level);
     ThreadPool pool(opts.n_threads ? opts.n_threads : physical_core_count());
-    WindowRunner run(teacher, pool, n_ctx, opts.kv_f32);
+    // Window 0 is the longest (n_ctx, or the whole text when shorter).
+    WindowRunner run(teacher, pool, plan[0].n_tokens, opts.kv_f32);
     std::vector<int32_t> win, scratch;
     const size_t rec_bytes = h.record_bytes();
     const int64_t n_windows = (int64_t)plan.size();
