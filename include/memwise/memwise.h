@@ -641,7 +641,7 @@ typedef struct mw_distill_info {
     uint32_t version;           /* format version: 2 (written), or 1 (still read) */
     uint32_t n_vocab;
     uint32_t top_k;
-    uint32_t n_ctx;             /* longest window, in tokens */
+    uint32_t n_ctx;             /* window length: no window holds more tokens */
     uint32_t first_scored;      /* version 1: first scored position of every window (n_ctx / 2);
                                    version 2: 0 (each window has its own; see mw_distill_record) */
     uint32_t n_scored;          /* version 1: scored positions per window; version 2: 0 */

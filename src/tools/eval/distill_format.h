@@ -45,7 +45,7 @@ struct ExportHeader {
     uint32_t version = kExportVersion;
     uint32_t n_vocab = 0;
     uint32_t top_k = 0;
-    uint32_t n_ctx = 0;         // longest window, in tokens
+    uint32_t n_ctx = 0;         // window length: no window holds more tokens
     uint32_t stride = 0;        // version 2: n_ctx / 2 (start step); version 1: n_ctx
     uint64_t n_windows = 0;
     uint64_t n_records = 0;     // scored positions in the file (n_text_tokens - 1 unless cut by max_windows)
