@@ -1732,6 +1732,7 @@ pub struct mw_distill_info {
     pub model_name: [::std::os::raw::c_char; 96usize],
     pub tokenizer_model: [::std::os::raw::c_char; 16usize],
     pub tokenizer_pre: [::std::os::raw::c_char; 32usize],
+    pub stride: u32,
 }
 #[test]
 fn bindgen_test_layout_mw_distill_info() {
@@ -1739,7 +1740,7 @@ fn bindgen_test_layout_mw_distill_info() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_distill_info>(),
-        248usize,
+        256usize,
         "Size of mw_distill_info",
     );
     assert_eq!(
@@ -1832,6 +1833,11 @@ fn bindgen_test_layout_mw_distill_info() {
         216usize,
         "Offset of field: mw_distill_info::tokenizer_pre",
     );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).stride) as usize - ptr as usize },
+        248usize,
+        "Offset of field: mw_distill_info::stride",
+    );
 }
 extern "C" {
     pub fn mw_distill_export(
@@ -1862,6 +1868,8 @@ pub struct mw_distill_record {
     pub logprobs: *const f32,
     pub context: *const i32,
     pub n_context: u32,
+    pub window_start: u64,
+    pub stream_position: u64,
 }
 #[test]
 fn bindgen_test_layout_mw_distill_record() {
@@ -1869,7 +1877,7 @@ fn bindgen_test_layout_mw_distill_record() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_distill_record>(),
-        64usize,
+        80usize,
         "Size of mw_distill_record",
     );
     assert_eq!(
@@ -1931,6 +1939,16 @@ fn bindgen_test_layout_mw_distill_record() {
         unsafe { ::std::ptr::addr_of!((*ptr).n_context) as usize - ptr as usize },
         56usize,
         "Offset of field: mw_distill_record::n_context",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).window_start) as usize - ptr as usize },
+        64usize,
+        "Offset of field: mw_distill_record::window_start",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).stream_position) as usize - ptr as usize },
+        72usize,
+        "Offset of field: mw_distill_record::stream_position",
     );
 }
 extern "C" {
