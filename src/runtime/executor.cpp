@@ -318,17 +318,19 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
         else work += (int64_t)(bt.pos + 1) * q_dim * 2;
     }
     if (n_flash < n) pool_.run_sized(work, [&](int ti, int nt) {
-        int64_t i0, i1;
-        ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
+        // Tokens dealt out in turn (token t to thread t mod nt), all heads of a
+        // token on one thread: a prompt's later tokens attend to more positions,
+        // so contiguous ranges would leave the first threads waiting.
         const int32_t exact = exact_positions(n_ctx_);  // positions of the per-thread buffers
         float* scratch = scores_ + (size_t)ti * thread_scratch_;
         const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact;
         const void** v_rows = k_rows + exact;
         int64_t rows_for = -1;  // token whose row pointers are loaded, per KV group
         int32_t rows_group = -1;
-        for (int64_t item = i0; item < i1; item++) {
+        for (int64_t item = 0; item < items; item++) {
             const int64_t t = item / lc.n_head;
             const int32_t h = (int32_t)(item % lc.n_head);
+            if (t % nt != ti) continue;
             const BatchToken& bt = batch.tokens[(size_t)t];
             const int32_t n_pos = bt.pos + 1;
             if (use_flash(n_pos)) continue;

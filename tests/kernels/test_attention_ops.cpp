@@ -76,6 +76,35 @@ void test_avx2_matches_scalar(void**) {
         avx2->axpy_f32(y2.data(), -0.7f, kf.data(), n);
         assert_true(same_bits(y1.data(), y2.data(), (size_t)n));
 
+        // axpy into lane rows: every lane count the attention uses, positions
+        // fewer than, equal to and more than the lanes.
+        for (int lanes : {16, 64}) {
+            for (int n_pos : {1, 15, 64, 67, 300}) {
+                const std::vector<float> w = randoms((size_t)n_pos, -1, 1, 6u + n + n_pos);
+                std::vector<std::vector<float>> vf((size_t)n_pos);
+                std::vector<std::vector<uint16_t>> vh((size_t)n_pos);
+                std::vector<const void*> rows_f((size_t)n_pos), rows_h((size_t)n_pos);
+                for (int p = 0; p < n_pos; p++) {
+                    vf[(size_t)p] = randoms((size_t)n, -3, 3, 100u * p + n);
+                    vh[(size_t)p] = to_f16(vf[(size_t)p]);
+                    rows_f[(size_t)p] = vf[(size_t)p].data();
+                    rows_h[(size_t)p] = vh[(size_t)p].data();
+                }
+                std::vector<float> a1((size_t)lanes * n, 9.0f), a2((size_t)lanes * n, -9.0f);
+                ref.axpy_lanes_f16(a1.data(), lanes, w.data(), rows_h.data(), n_pos, n);
+                avx2->axpy_lanes_f16(a2.data(), lanes, w.data(), rows_h.data(), n_pos, n);
+                assert_true(same_bits(a1.data(), a2.data(), a1.size()));
+                // the reference is the per-position axpy it replaces
+                std::vector<float> a3((size_t)lanes * n, 0.0f);
+                for (int p = 0; p < n_pos; p++)
+                    ref.axpy_f16(a3.data() + (size_t)(p % lanes) * n, w[(size_t)p], vh[(size_t)p].data(), n);
+                assert_true(same_bits(a1.data(), a3.data(), a1.size()));
+                ref.axpy_lanes_f32(a1.data(), lanes, w.data(), rows_f.data(), n_pos, n);
+                avx2->axpy_lanes_f32(a2.data(), lanes, w.data(), rows_f.data(), n_pos, n);
+                assert_true(same_bits(a1.data(), a2.data(), a1.size()));
+            }
+        }
+
         // Scores spanning the whole range exp is finite and subnormal in.
         std::vector<float> s1 = randoms((size_t)n, -110, 5, 4u + n), s2 = s1;
         const double sum1 = ref.exp_sum(s1.data(), n, 5.0f), sum2 = avx2->exp_sum(s2.data(), n, 5.0f);

@@ -52,12 +52,8 @@ void attention_head(const float* q_in, int hd, int n_pos, const void* const* k_r
     const double sum = ops.exp_sum(scores, n_pos, mx);
     ops.scale(scores, n_pos, (float)(1.0 / sum), f16);
 
-    std::memset(acc, 0, (size_t)lanes * hd * sizeof(float));
-    for (int p = 0; p < n_pos; p++) {
-        float* a = acc + (size_t)(p % lanes) * hd;
-        if (f16) ops.axpy_f16(a, scores[p], (const uint16_t*)v_rows[p], hd);
-        else ops.axpy_f32(a, scores[p], (const float*)v_rows[p], hd);
-    }
+    if (f16) ops.axpy_lanes_f16(acc, lanes, scores, v_rows, n_pos, hd);
+    else ops.axpy_lanes_f32(acc, lanes, scores, v_rows, n_pos, hd);
     reduce_lanes(acc, lanes, hd, out);
 }
 

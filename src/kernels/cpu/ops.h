@@ -48,6 +48,11 @@ struct AttentionRowOps {
     // y[i] = fma(a, v[i], y[i])
     void (*axpy_f16)(float* y, float a, const uint16_t* v, int n);
     void (*axpy_f32)(float* y, float a, const float* v, int n);
+    // acc[l * n + i] = sum over positions p = l, l + lanes, ... < n_pos, in
+    // that order, of fma(w[p], v_rows[p][i], .) from 0: axpy into lane rows,
+    // each row kept in registers while its positions pass.
+    void (*axpy_lanes_f16)(float* acc, int lanes, const float* w, const void* const* v_rows, int n_pos, int n);
+    void (*axpy_lanes_f32)(float* acc, int lanes, const float* w, const void* const* v_rows, int n_pos, int n);
     // x[i] = exp(x[i] - max) with ggml's AVX-512 expf (a degree-5 polynomial,
     // scaled by 2^k); returns the sum as ggml_vec_soft_max_f32 forms it: each
     // block of 16 (zero-padded) added as above in float, the blocks in double.

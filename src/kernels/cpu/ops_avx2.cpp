@@ -72,6 +72,34 @@ void axpy(float* y, float a, const T* v, int n) {
     for (; i < n; i++) y[i] = std::fma(a, load1(v[i]), y[i]);
 }
 
+template <class T>
+void axpy_lanes(float* acc, int lanes, const float* w, const void* const* v_rows, int n_pos, int n) {
+    for (int l = 0; l < lanes; l++) {
+        float* y = acc + (size_t)l * n;
+        int c = 0;
+        for (; c + 64 <= n; c += 64) {
+            __m256 r[8];
+            for (__m256& v : r) v = _mm256_setzero_ps();
+            for (int p = l; p < n_pos; p += lanes) {
+                const __m256 vw = _mm256_set1_ps(w[p]);
+                const T* v = (const T*)v_rows[p] + c;
+                for (int a = 0; a < 8; a++) r[a] = _mm256_fmadd_ps(vw, load8(v + 8 * a), r[a]);
+            }
+            for (int a = 0; a < 8; a++) _mm256_storeu_ps(y + c + 8 * a, r[a]);
+        }
+        for (; c + 8 <= n; c += 8) {
+            __m256 r = _mm256_setzero_ps();
+            for (int p = l; p < n_pos; p += lanes) r = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), load8((const T*)v_rows[p] + c), r);
+            _mm256_storeu_ps(y + c, r);
+        }
+        for (; c < n; c++) {
+            float r = 0.0f;
+            for (int p = l; p < n_pos; p += lanes) r = std::fma(w[p], load1(((const T*)v_rows[p])[c]), r);
+            y[c] = r;
+        }
+    }
+}
+
 // ggml's AVX-512 expf on 8 lanes (see ggml_expf in ops.cpp). _mm512_scalef_ps
 // (j * 2^n, rounded once) becomes two products: j * 2^n1 with n1 clamped to
 // [-125, 127] is exact (j is in [0.7, 1.42]), so only the second one rounds.
@@ -152,8 +180,9 @@ void scale(float* x, int n, float s, bool round_f16) {
     for (; i < n; i++) x[i] = round_f16 ? _cvtsh_ss(_cvtss_sh(x[i] * s, _MM_FROUND_TO_NEAREST_INT)) : x[i] * s;
 }
 
-const AttentionRowOps kAvx2 = {dot_tiled_f16, dot_lanes64<uint16_t>, dot_lanes64<float>, axpy<uint16_t>, axpy<float>,
-                               exp_sum, scale};
+const AttentionRowOps kAvx2 = {dot_tiled_f16,         dot_lanes64<uint16_t>, dot_lanes64<float>, axpy<uint16_t>,
+                               axpy<float>,           axpy_lanes<uint16_t>,  axpy_lanes<float>,  exp_sum,
+                               scale};
 
 }  // namespace
 
