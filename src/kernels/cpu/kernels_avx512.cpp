@@ -11,6 +11,7 @@
 #include "kernels/cpu/kernels_impl.h"
 #include "kernels/cpu/kernels_x86.h"
 #include "kernels/cpu/gemm_pairs_avx512.h"
+#include "kernels/cpu/gemm_q4k_avx512.h"
 
 #include <algorithm>
 
@@ -166,6 +167,7 @@ void fill_avx512(KernelTable& t) {
     set_quant<Q4_KKernel, 4, 1, 8>(t, TensorType::Q4_K);
     set_quant<Q5_KKernel, 4, 1, 8>(t, TensorType::Q5_K);
     set_quant<Q6_KKernel, 4, 1, 8>(t, TensorType::Q6_K);
+    t.gemm[(uint32_t)TensorType::Q4_K] = gemm_q4k<8>;
 }
 
 }  // namespace mw::cpu::detail
