@@ -233,16 +233,8 @@ void Executor::gemv_chunked(const Weight* const* ws, int nw, const uint8_t* cons
 void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out) {
     const ModelConfig& c = model_->config();
     const float* wn = (const float*)w.data;
-    auto body = [&](int64_t t) { cpu::rmsnorm(x + t * c.n_embd, wn, out + t * c.n_embd, c.n_embd, c.rms_eps); };
-    if (n >= 8) {
-        pool_.run_sized((int64_t)n * c.n_embd * 4, [&](int ti, int nt) {
-            int64_t t0, t1;
-            ThreadPool::chunk(n, 1, ti, nt, &t0, &t1);
-            for (int64_t t = t0; t < t1; t++) body(t);
-        });
-    } else {
-        for (int32_t t = 0; t < n; t++) body(t);
-    }
+    for_rows(n, (int64_t)c.n_embd * 4,
+             [&](int64_t t) { cpu::rmsnorm(x + t * c.n_embd, wn, out + t * c.n_embd, c.n_embd, c.rms_eps); });
 }
 
 void Executor::embed(const Batch& batch) {
@@ -306,7 +298,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             std::memcpy(vd, v, (size_t)kv_dim * 4);
         }
     };
-    for (int32_t t = 0; t < n; t++) prepare(t);
+    for_rows(n, (int64_t)(q_dim + kv_dim) * 4, prepare);
 
     // Attention over each (token, head) pair, split across the threads.
     const float scale = 1.0f / std::sqrt((float)hd);
@@ -369,7 +361,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     if (n_flash > 0) flash_attention(batch, il, scale);
 
     matmul(lw.wo, att_, n, q_dim, tmp_);
-    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_ + (size_t)t * c.n_embd, tmp_ + (size_t)t * c.n_embd, c.n_embd);
+    for_rows(n, c.n_embd, [&](int64_t t) { cpu::add_inplace(x_ + t * c.n_embd, tmp_ + t * c.n_embd, c.n_embd); });
 }
 
 void Executor::flash_attention(const Batch& batch, int32_t il, float scale) {
@@ -464,10 +456,9 @@ void Executor::ffn_layer(int32_t n, int32_t il) {
     const Weight* ws[2] = {&lw.w_gate, &lw.w_up};
     float* ys[2] = {g_, u_};
     matmul_shared(ws, 2, xb_, n, c.n_embd, ys);
-    for (int32_t t = 0; t < n; t++)
-        cpu::silu_mul(g_ + (size_t)t * lc.n_ff, u_ + (size_t)t * lc.n_ff, lc.n_ff);
+    for_rows(n, (int64_t)lc.n_ff * 8, [&](int64_t t) { cpu::silu_mul(g_ + t * lc.n_ff, u_ + t * lc.n_ff, lc.n_ff); });
     matmul(lw.w_down, g_, n, lc.n_ff, tmp_);
-    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_ + (size_t)t * c.n_embd, tmp_ + (size_t)t * c.n_embd, c.n_embd);
+    for_rows(n, c.n_embd, [&](int64_t t) { cpu::add_inplace(x_ + t * c.n_embd, tmp_ + t * c.n_embd, c.n_embd); });
 }
 
 void Executor::output(const Batch& batch) {
