@@ -191,6 +191,11 @@ inline void run_tile_pairs(int rows, int pairs, size_t nb, const uint8_t* w, siz
     tile32_pairs<K, R, P>(nb, w, ws, a, as, prep, p0, y, ys, kPrefetchRows * ws);
 }
 
+// Token pairs are taken kChunkPairs at a time: a chunk's prepared activations
+// (192 bytes per pair and block) stay in L2 while every row block passes over
+// them, and the buffer stays small (1 MiB for a 5632-wide row).
+constexpr size_t kChunkPairs = 32;
+
 // gemm in tiles of R rows x P token pairs; an odd last token goes through the
 // 256-bit tile (the same arithmetic).
 template <class K, int R, int P>
@@ -199,16 +204,22 @@ void gemm_pairs(size_t n, const uint8_t* w, size_t w_stride, size_t nrows, const
     const size_t nb = n / K::kBlock;
     const size_t npairs = ntok / 2;
     if (npairs == 0) return gemm_k<K, R, 1>(n, w, w_stride, nrows, a, a_stride, ntok, y, y_stride);
-    PairPrepBuf pbuf(nb, npairs);
-    const PairPrep prep = pbuf.fill<K>(a, a_stride, npairs);
-    for (size_t r0 = 0; r0 < nrows; r0 += kRowBlock) {
-        const size_t rn = nrows - r0 < kRowBlock ? nrows - r0 : kRowBlock;
-        for (size_t p = 0; p < npairs; p += P) {
-            const int pairs = npairs - p < (size_t)P ? (int)(npairs - p) : P;
-            for (size_t r = 0; r < rn; r += R) {
-                const int rows = rn - r < (size_t)R ? (int)(rn - r) : R;
-                run_tile_pairs<K, R, P>(rows, pairs, nb, w + (r0 + r) * w_stride, w_stride, a + 2 * p * a_stride,
-                                        a_stride, prep, p, y + 2 * p * y_stride + r0 + r, y_stride);
+    PairPrepBuf pbuf(nb, npairs < kChunkPairs ? npairs : kChunkPairs);
+    for (size_t c0 = 0; c0 < npairs; c0 += kChunkPairs) {
+        const size_t cn = npairs - c0 < kChunkPairs ? npairs - c0 : kChunkPairs;
+        const uint8_t* ac = a + 2 * c0 * a_stride;
+        float* yc = y + 2 * c0 * y_stride;
+        const PairPrep prep = pbuf.fill<K>(ac, a_stride, cn);
+        for (size_t r0 = 0; r0 < nrows; r0 += kRowBlock) {
+            const size_t rn = nrows - r0 < kRowBlock ? nrows - r0 : kRowBlock;
+            for (size_t p = 0; p < cn; p += P) {
+                const int pairs = cn - p < (size_t)P ? (int)(cn - p) : P;
+                for (size_t r = 0; r < rn; r += R) {
+                    const int rows = rn - r < (size_t)R ? (int)(rn - r) : R;
+                    run_tile_pairs<K, R, P>(rows, pairs, nb, w + (r0 + r) * w_stride, w_stride,
+                                            ac + 2 * p * a_stride, a_stride, prep, p, yc + 2 * p * y_stride + r0 + r,
+                                            y_stride);
+                }
             }
         }
     }

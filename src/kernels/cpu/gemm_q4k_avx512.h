@@ -125,20 +125,27 @@ inline void run_tile_q4k(int toks, size_t nb, const uint8_t* w, const uint8_t* a
     tile_q4k<T>(nb, w, a, as, prep, t0, y, ys);
 }
 
-// gemm in tiles of one row x T tokens; blocks of kRowBlock rows stay in cache
-// while every token tile passes over them.
+// gemm in tiles of one row x T tokens. Tokens are taken kChunkTokens at a
+// time so their activations stay in L2 while every row passes over them;
+// within a chunk, blocks of kRowBlock rows stay in cache while every token
+// tile passes over them.
+constexpr size_t kQ4KChunkTokens = 64;
+
 template <int T>
 void gemm_q4k(size_t n, const uint8_t* w, size_t w_stride, size_t nrows, const uint8_t* a, size_t a_stride,
               size_t ntok, float* y, size_t y_stride) {
     const size_t nb = n / QK_K;
     const Q4KPrep prep(a, a_stride, nb, ntok);
-    for (size_t r0 = 0; r0 < nrows; r0 += kRowBlock) {
-        const size_t rn = nrows - r0 < kRowBlock ? nrows - r0 : kRowBlock;
-        for (size_t t = 0; t < ntok; t += T) {
-            const int toks = ntok - t < (size_t)T ? (int)(ntok - t) : T;
-            for (size_t r = r0; r < r0 + rn; r++)
-                run_tile_q4k<T>(toks, nb, w + r * w_stride, a + t * a_stride, a_stride, prep, t, y + t * y_stride + r,
-                                y_stride);
+    for (size_t c0 = 0; c0 < ntok; c0 += kQ4KChunkTokens) {
+        const size_t c1 = ntok - c0 < kQ4KChunkTokens ? ntok : c0 + kQ4KChunkTokens;
+        for (size_t r0 = 0; r0 < nrows; r0 += kRowBlock) {
+            const size_t rn = nrows - r0 < kRowBlock ? nrows - r0 : kRowBlock;
+            for (size_t t = c0; t < c1; t += T) {
+                const int toks = c1 - t < (size_t)T ? (int)(c1 - t) : T;
+                for (size_t r = r0; r < r0 + rn; r++)
+                    run_tile_q4k<T>(toks, nb, w + r * w_stride, a + t * a_stride, a_stride, prep, t,
+                                    y + t * y_stride + r, y_stride);
+            }
         }
     }
 }
