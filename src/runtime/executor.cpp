@@ -69,6 +69,8 @@ size_t thread_scratch_floats(const ModelConfig& c, int32_t n_ctx, KvType kv_type
     const int32_t exact = exact_positions(n_ctx);
     size_t n = cpu::attention_scratch_floats(c.head_dim, exact);
     if (kv_type == KvType::Q8_0) n += (size_t)2 * exact * c.head_dim;
+    if (kv_type == KvType::F16 && c.head_dim % 16 == 0 && max_group(c) > 1)
+        n = std::max(n, cpu::attention_group_scratch_floats(c.head_dim, exact));
     if (flash_enabled(n_ctx)) n = std::max(n, cpu::flash_scratch_floats(max_group(c), c.head_dim));
     return (n + 15) / 16 * 16;  // each thread's share on its own cache lines
 }
@@ -353,6 +355,15 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             // else the batch holds: a sequence's results never depend on its
             // neighbours or on how its prompt was chunked.
             const bool chunk = !bt.decode && (bt.prompt || seq_tokens_[bt.seq] > 1);
+            if (f16 && chunk && hd % 16 == 0 && group > 1) {
+                // The group's heads up to kMaxGroupHeads at a time, sharing each K/V row.
+                const int32_t in_group = h % group;
+                if (in_group % cpu::kMaxGroupHeads != 0) continue;
+                const int g = std::min(cpu::kMaxGroupHeads, group - in_group);
+                cpu::attention_group_f16(q_ + t * q_dim + (size_t)h * hd, g, hd, n_pos, k_rows, v_rows, scale, scratch,
+                                         att_ + t * q_dim + (size_t)h * hd);
+                continue;
+            }
             cpu::attention_head(q_ + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, chunk,
                                 scratch, att_ + t * q_dim + (size_t)h * hd);
         }

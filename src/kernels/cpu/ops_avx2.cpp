@@ -50,6 +50,21 @@ float dot_tiled_f16(const float* q, const uint16_t* k, int n) {
     return reduce16(lo, hi);
 }
 
+// dot_tiled_f16 for g <= 8 heads: each 16 elements of k converted once.
+void dot_tiled_f16_heads(const float* q, int g, const uint16_t* k, int n, float* out) {
+    __m256 lo[8], hi[8];
+    for (int h = 0; h < g; h++) lo[h] = hi[h] = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __m256 kl = load8(k + i), kh = load8(k + i + 8);
+        for (int h = 0; h < g; h++) {
+            const float* qh = q + (size_t)h * n + i;
+            lo[h] = _mm256_fmadd_ps(load8(qh), kl, lo[h]);
+            hi[h] = _mm256_fmadd_ps(load8(qh + 8), kh, hi[h]);
+        }
+    }
+    for (int h = 0; h < g; h++) out[h] = reduce16(lo[h], hi[h]);
+}
+
 template <class T>
 float dot_lanes64(const float* q, const T* k, int n) {
     __m256 acc[8];  // accumulator a = acc[2a] (lo), acc[2a + 1] (hi)
@@ -97,6 +112,30 @@ void axpy_lanes(float* acc, int lanes, const float* w, const void* const* v_rows
             for (int p = l; p < n_pos; p += lanes) r = std::fma(w[p], load1(((const T*)v_rows[p])[c]), r);
             y[c] = r;
         }
+    }
+}
+
+// axpy_lanes for g <= 8 heads: per lane row and 8 columns, one register per
+// head; each 8 elements of a V row converted once for all heads.
+void axpy_lanes_f16_heads(float* acc, int g, int lanes, const float* w, size_t w_stride, const void* const* v_rows,
+                          int n_pos, int n) {
+    for (int l = 0; l < lanes; l++) {
+        int c = 0;
+        for (; c + 8 <= n; c += 8) {
+            __m256 r[8];
+            for (int h = 0; h < g; h++) r[h] = _mm256_setzero_ps();
+            for (int p = l; p < n_pos; p += lanes) {
+                const __m256 v = load8((const uint16_t*)v_rows[p] + c);
+                for (int h = 0; h < g; h++) r[h] = _mm256_fmadd_ps(_mm256_set1_ps(w[h * w_stride + p]), v, r[h]);
+            }
+            for (int h = 0; h < g; h++) _mm256_storeu_ps(acc + ((size_t)h * lanes + l) * n + c, r[h]);
+        }
+        for (; c < n; c++)
+            for (int h = 0; h < g; h++) {
+                float r = 0.0f;
+                for (int p = l; p < n_pos; p += lanes) r = std::fma(w[h * w_stride + p], load1(((const uint16_t*)v_rows[p])[c]), r);
+                acc[((size_t)h * lanes + l) * n + c] = r;
+            }
     }
 }
 
@@ -181,8 +220,8 @@ void scale(float* x, int n, float s, bool round_f16) {
 }
 
 const AttentionRowOps kAvx2 = {dot_tiled_f16,         dot_lanes64<uint16_t>, dot_lanes64<float>, axpy<uint16_t>,
-                               axpy<float>,           axpy_lanes<uint16_t>,  axpy_lanes<float>,  exp_sum,
-                               scale};
+                               axpy<float>,           axpy_lanes<uint16_t>,  axpy_lanes<float>,  dot_tiled_f16_heads,
+                               axpy_lanes_f16_heads,  exp_sum,               scale};
 
 }  // namespace
 
