@@ -167,7 +167,7 @@ void fill_avx512(KernelTable& t) {
     set_quant<Q4_KKernel, 4, 1, 8>(t, TensorType::Q4_K);
     set_quant<Q5_KKernel, 4, 1, 8>(t, TensorType::Q5_K);
     set_quant<Q6_KKernel, 4, 1, 8>(t, TensorType::Q6_K);
-    t.gemm[(uint32_t)TensorType::Q4_K] = gemm_q4k<8>;
+    t.gemm[(uint32_t)TensorType::Q4_K] = gemm_q4k;
 }
 
 }  // namespace mw::cpu::detail
