@@ -311,20 +311,35 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
         if (use_flash(bt.pos + 1)) n_flash++;
         else work += (int64_t)(bt.pos + 1) * q_dim * 2;
     }
+    // First (token, head) item at which `target` positions' worth of work has
+    // been done, items in order (flash tokens count nothing here).
+    auto item_at_work = [&](int64_t target) -> int64_t {
+        int64_t done = 0;
+        for (int32_t t = 0; t < n; t++) {
+            const int32_t n_pos = batch.tokens[(size_t)t].pos + 1;
+            if (use_flash(n_pos)) continue;
+            const int64_t cost = (int64_t)n_pos * lc.n_head;
+            if (done + cost > target) return (int64_t)t * lc.n_head + (target - done) / n_pos;
+            done += cost;
+        }
+        return items;
+    };
     if (n_flash < n) pool_.run_sized(work, [&](int ti, int nt) {
-        // Tokens dealt out in turn (token t to thread t mod nt), all heads of a
-        // token on one thread: a prompt's later tokens attend to more positions,
-        // so contiguous ranges would leave the first threads waiting.
+        // Contiguous ranges of (token, head) items of equal work, counted in
+        // positions attended: a prompt's later tokens attend to more positions,
+        // so equal item counts would leave the first threads waiting.
+        const int64_t total = work / ((int64_t)q_dim * 2) * lc.n_head;
+        const int64_t i0 = ti == 0 ? 0 : item_at_work(total * ti / nt);
+        const int64_t i1 = ti == nt - 1 ? items : item_at_work(total * (ti + 1) / nt);
         const int32_t exact = exact_positions(n_ctx_);  // positions of the per-thread buffers
         float* scratch = scores_ + (size_t)ti * thread_scratch_;
         const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact;
         const void** v_rows = k_rows + exact;
         int64_t rows_for = -1;  // token whose row pointers are loaded, per KV group
         int32_t rows_group = -1;
-        for (int64_t item = 0; item < items; item++) {
+        for (int64_t item = i0; item < i1; item++) {
             const int64_t t = item / lc.n_head;
             const int32_t h = (int32_t)(item % lc.n_head);
-            if (t % nt != ti) continue;
             const BatchToken& bt = batch.tokens[(size_t)t];
             const int32_t n_pos = bt.pos + 1;
             if (use_flash(n_pos)) continue;
@@ -356,7 +371,8 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             // neighbours or on how its prompt was chunked.
             const bool chunk = !bt.decode && (bt.prompt || seq_tokens_[bt.seq] > 1);
             if (f16 && chunk && hd % 16 == 0 && group > 1) {
-                // The group's heads up to kMaxGroupHeads at a time, sharing each K/V row.
+                // The group's heads up to kMaxGroupHeads at a time, sharing each
+                // K/V row; a run belongs to the thread whose range holds its first head.
                 const int32_t in_group = h % group;
                 if (in_group % cpu::kMaxGroupHeads != 0) continue;
                 const int g = std::min(cpu::kMaxGroupHeads, group - in_group);
