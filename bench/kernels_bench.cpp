@@ -141,6 +141,14 @@ int main(int argc, char** argv) {
                                              rows, n)
                     ->Unit(benchmark::kMicrosecond);
             }
+            // An L1-sized tile (64 rows, 6 tokens): the kernel's arithmetic alone.
+            benchmark::RegisterBenchmark(("gemm/" + tn + "/" + isa + "/64x" + std::to_string(k ? 768 : 576) + "/tok6").c_str(),
+                                         bench_gemm, level, t, (size_t)64, (size_t)(k ? 768 : 576), (size_t)6)
+                ->Unit(benchmark::kMicrosecond);
+            // TinyLlama-1.1B's FFN up at a prefill chunk of 64 tokens (one thread's share: half the rows).
+            benchmark::RegisterBenchmark(("gemm/" + tn + "/" + isa + "/2816x2048/tok64").c_str(), bench_gemm, level, t,
+                                         (size_t)2816, (size_t)2048, (size_t)64)
+                ->Unit(benchmark::kMicrosecond);
             for (size_t ntok : {(size_t)16, (size_t)64, (size_t)256}) {
                 const size_t rows = 1536, n = k ? 768 : 576;
                 benchmark::RegisterBenchmark(("gemm/" + tn + "/" + isa + "/" + std::to_string(rows) + "x" +

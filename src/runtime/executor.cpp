@@ -69,6 +69,8 @@ size_t thread_scratch_floats(const ModelConfig& c, int32_t n_ctx, KvType kv_type
     const int32_t exact = exact_positions(n_ctx);
     size_t n = cpu::attention_scratch_floats(c.head_dim, exact);
     if (kv_type == KvType::Q8_0) n += (size_t)2 * exact * c.head_dim;
+    if (kv_type == KvType::F16 && c.head_dim % 16 == 0 && max_group(c) > 1)
+        n = std::max(n, cpu::attention_group_scratch_floats(c.head_dim, exact));
     if (flash_enabled(n_ctx)) n = std::max(n, cpu::flash_scratch_floats(max_group(c), c.head_dim));
     return (n + 15) / 16 * 16;  // each thread's share on its own cache lines
 }
@@ -233,16 +235,8 @@ void Executor::gemv_chunked(const Weight* const* ws, int nw, const uint8_t* cons
 void Executor::rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out) {
     const ModelConfig& c = model_->config();
     const float* wn = (const float*)w.data;
-    auto body = [&](int64_t t) { cpu::rmsnorm(x + t * c.n_embd, wn, out + t * c.n_embd, c.n_embd, c.rms_eps); };
-    if (n >= 8) {
-        pool_.run_sized((int64_t)n * c.n_embd * 4, [&](int ti, int nt) {
-            int64_t t0, t1;
-            ThreadPool::chunk(n, 1, ti, nt, &t0, &t1);
-            for (int64_t t = t0; t < t1; t++) body(t);
-        });
-    } else {
-        for (int32_t t = 0; t < n; t++) body(t);
-    }
+    for_rows(n, (int64_t)c.n_embd * 4,
+             [&](int64_t t) { cpu::rmsnorm(x + t * c.n_embd, wn, out + t * c.n_embd, c.n_embd, c.rms_eps); });
 }
 
 void Executor::embed(const Batch& batch) {
@@ -306,7 +300,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             std::memcpy(vd, v, (size_t)kv_dim * 4);
         }
     };
-    for (int32_t t = 0; t < n; t++) prepare(t);
+    for_rows(n, (int64_t)(q_dim + kv_dim) * 4, prepare);
 
     // Attention over each (token, head) pair, split across the threads.
     const float scale = 1.0f / std::sqrt((float)hd);
@@ -317,9 +311,26 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
         if (use_flash(bt.pos + 1)) n_flash++;
         else work += (int64_t)(bt.pos + 1) * q_dim * 2;
     }
+    // First (token, head) item at which `target` positions' worth of work has
+    // been done, items in order (flash tokens count nothing here).
+    auto item_at_work = [&](int64_t target) -> int64_t {
+        int64_t done = 0;
+        for (int32_t t = 0; t < n; t++) {
+            const int32_t n_pos = batch.tokens[(size_t)t].pos + 1;
+            if (use_flash(n_pos)) continue;
+            const int64_t cost = (int64_t)n_pos * lc.n_head;
+            if (done + cost > target) return (int64_t)t * lc.n_head + (target - done) / n_pos;
+            done += cost;
+        }
+        return items;
+    };
     if (n_flash < n) pool_.run_sized(work, [&](int ti, int nt) {
-        int64_t i0, i1;
-        ThreadPool::chunk(items, 1, ti, nt, &i0, &i1);
+        // Contiguous ranges of (token, head) items of equal work, counted in
+        // positions attended: a prompt's later tokens attend to more positions,
+        // so equal item counts would leave the first threads waiting.
+        const int64_t total = work / ((int64_t)q_dim * 2) * lc.n_head;
+        const int64_t i0 = ti == 0 ? 0 : item_at_work(total * ti / nt);
+        const int64_t i1 = ti == nt - 1 ? items : item_at_work(total * (ti + 1) / nt);
         const int32_t exact = exact_positions(n_ctx_);  // positions of the per-thread buffers
         float* scratch = scores_ + (size_t)ti * thread_scratch_;
         const void** k_rows = row_ptrs_ + (size_t)ti * 2 * exact;
@@ -359,6 +370,16 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
             // else the batch holds: a sequence's results never depend on its
             // neighbours or on how its prompt was chunked.
             const bool chunk = !bt.decode && (bt.prompt || seq_tokens_[bt.seq] > 1);
+            if (f16 && chunk && hd % 16 == 0 && group > 1) {
+                // The group's heads up to kMaxGroupHeads at a time, sharing each
+                // K/V row; a run belongs to the thread whose range holds its first head.
+                const int32_t in_group = h % group;
+                if (in_group % cpu::kMaxGroupHeads != 0) continue;
+                const int g = std::min(cpu::kMaxGroupHeads, group - in_group);
+                cpu::attention_group_f16(q_ + t * q_dim + (size_t)h * hd, g, hd, n_pos, k_rows, v_rows, scale, scratch,
+                                         att_ + t * q_dim + (size_t)h * hd);
+                continue;
+            }
             cpu::attention_head(q_ + t * q_dim + (size_t)h * hd, hd, n_pos, k_rows, v_rows, f16, scale, chunk,
                                 scratch, att_ + t * q_dim + (size_t)h * hd);
         }
@@ -367,7 +388,7 @@ void Executor::attention_layer(const Batch& batch, int32_t il) {
     if (n_flash > 0) flash_attention(batch, il, scale);
 
     matmul(lw.wo, att_, n, q_dim, tmp_);
-    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_ + (size_t)t * c.n_embd, tmp_ + (size_t)t * c.n_embd, c.n_embd);
+    for_rows(n, c.n_embd, [&](int64_t t) { cpu::add_inplace(x_ + t * c.n_embd, tmp_ + t * c.n_embd, c.n_embd); });
 }
 
 void Executor::flash_attention(const Batch& batch, int32_t il, float scale) {
@@ -462,10 +483,9 @@ void Executor::ffn_layer(int32_t n, int32_t il) {
     const Weight* ws[2] = {&lw.w_gate, &lw.w_up};
     float* ys[2] = {g_, u_};
     matmul_shared(ws, 2, xb_, n, c.n_embd, ys);
-    for (int32_t t = 0; t < n; t++)
-        cpu::silu_mul(g_ + (size_t)t * lc.n_ff, u_ + (size_t)t * lc.n_ff, lc.n_ff);
+    for_rows(n, (int64_t)lc.n_ff * 8, [&](int64_t t) { cpu::silu_mul(g_ + t * lc.n_ff, u_ + t * lc.n_ff, lc.n_ff); });
     matmul(lw.w_down, g_, n, lc.n_ff, tmp_);
-    for (int32_t t = 0; t < n; t++) cpu::add_inplace(x_ + (size_t)t * c.n_embd, tmp_ + (size_t)t * c.n_embd, c.n_embd);
+    for_rows(n, c.n_embd, [&](int64_t t) { cpu::add_inplace(x_ + t * c.n_embd, tmp_ + t * c.n_embd, c.n_embd); });
 }
 
 void Executor::output(const Batch& batch) {

@@ -71,6 +71,16 @@ private:
     static constexpr int kGemvChunksPerThread = 4;  // measured: 1, 2, 4, 6, 8, 16 (docs/BENCHMARKS.md)
     static constexpr int64_t kGemvMinChunkRows = 64;
     void rmsnorm_rows(const float* x, const Weight& w, int32_t n, float* out);
+    // body(t) for every token t of a step, split across the threads when there
+    // are enough (work_per_row: a rough count of operations per token).
+    template <class F>
+    void for_rows(int32_t n, int64_t work_per_row, F&& body) {
+        pool_.run_sized(n >= 8 ? (int64_t)n * work_per_row : 0, [&](int ti, int nt) {
+            int64_t t0, t1;
+            ThreadPool::chunk(n, 1, ti, nt, &t0, &t1);
+            for (int64_t t = t0; t < t1; t++) body(t);
+        });
+    }
     void allocate_step(int32_t n, int32_t n_logits);
 
     std::shared_ptr<const Model> model_;

@@ -76,6 +76,35 @@ void test_avx2_matches_scalar(void**) {
         avx2->axpy_f32(y2.data(), -0.7f, kf.data(), n);
         assert_true(same_bits(y1.data(), y2.data(), (size_t)n));
 
+        // axpy into lane rows: every lane count the attention uses, positions
+        // fewer than, equal to and more than the lanes.
+        for (int lanes : {16, 64}) {
+            for (int n_pos : {1, 15, 64, 67, 300}) {
+                const std::vector<float> w = randoms((size_t)n_pos, -1, 1, 6u + n + n_pos);
+                std::vector<std::vector<float>> vf((size_t)n_pos);
+                std::vector<std::vector<uint16_t>> vh((size_t)n_pos);
+                std::vector<const void*> rows_f((size_t)n_pos), rows_h((size_t)n_pos);
+                for (int p = 0; p < n_pos; p++) {
+                    vf[(size_t)p] = randoms((size_t)n, -3, 3, 100u * p + n);
+                    vh[(size_t)p] = to_f16(vf[(size_t)p]);
+                    rows_f[(size_t)p] = vf[(size_t)p].data();
+                    rows_h[(size_t)p] = vh[(size_t)p].data();
+                }
+                std::vector<float> a1((size_t)lanes * n, 9.0f), a2((size_t)lanes * n, -9.0f);
+                ref.axpy_lanes_f16(a1.data(), lanes, w.data(), rows_h.data(), n_pos, n);
+                avx2->axpy_lanes_f16(a2.data(), lanes, w.data(), rows_h.data(), n_pos, n);
+                assert_true(same_bits(a1.data(), a2.data(), a1.size()));
+                // the reference is the per-position axpy it replaces
+                std::vector<float> a3((size_t)lanes * n, 0.0f);
+                for (int p = 0; p < n_pos; p++)
+                    ref.axpy_f16(a3.data() + (size_t)(p % lanes) * n, w[(size_t)p], vh[(size_t)p].data(), n);
+                assert_true(same_bits(a1.data(), a3.data(), a1.size()));
+                ref.axpy_lanes_f32(a1.data(), lanes, w.data(), rows_f.data(), n_pos, n);
+                avx2->axpy_lanes_f32(a2.data(), lanes, w.data(), rows_f.data(), n_pos, n);
+                assert_true(same_bits(a1.data(), a2.data(), a1.size()));
+            }
+        }
+
         // Scores spanning the whole range exp is finite and subnormal in.
         std::vector<float> s1 = randoms((size_t)n, -110, 5, 4u + n), s2 = s1;
         const double sum1 = ref.exp_sum(s1.data(), n, 5.0f), sum2 = avx2->exp_sum(s2.data(), n, 5.0f);
@@ -175,6 +204,63 @@ void test_attention_head_vs_double(void**) {
     }
 }
 
+// A GQA group's heads at once (the prompt path with an F16 cache) give each
+// head's attention_head result bit for bit, on the active ISA and on scalar.
+void test_attention_group_matches_heads(void**) {
+    for (int hd : {16, 64, 128}) {
+        for (int g : {1, 3, 8}) {
+            for (int n_pos : {1, 17, 300}) {
+                const uint32_t seed = (uint32_t)(hd * 1000 + g * 100 + n_pos);
+                const std::vector<float> q = randoms((size_t)g * hd, -2, 2, seed);
+                std::vector<std::vector<uint16_t>> k((size_t)n_pos), v((size_t)n_pos);
+                std::vector<const void*> kr((size_t)n_pos), vr((size_t)n_pos);
+                for (int p = 0; p < n_pos; p++) {
+                    k[(size_t)p] = to_f16(randoms((size_t)hd, -2, 2, seed + 7 * p + 1));
+                    v[(size_t)p] = to_f16(randoms((size_t)hd, -2, 2, seed + 7 * p + 2));
+                    kr[(size_t)p] = k[(size_t)p].data();
+                    vr[(size_t)p] = v[(size_t)p].data();
+                }
+                const float scale = 1.0f / std::sqrt((float)hd);
+                std::vector<float> scratch(attention_group_scratch_floats(hd, n_pos) +
+                                           attention_scratch_floats(hd, n_pos));
+                std::vector<float> want((size_t)g * hd), got((size_t)g * hd, -1.0f);
+                for (int h = 0; h < g; h++)
+                    attention_head(q.data() + (size_t)h * hd, hd, n_pos, kr.data(), vr.data(), true, scale, true,
+                                   scratch.data(), want.data() + (size_t)h * hd);
+                attention_group_f16(q.data(), g, hd, n_pos, kr.data(), vr.data(), scale, scratch.data(), got.data());
+                assert_true(same_bits(want.data(), got.data(), want.size()));
+            }
+        }
+    }
+    // The grouped row ops against the scalar reference.
+    const AttentionRowOps* avx2 = attention_row_ops_avx2();
+    if (best_isa() < IsaLevel::Avx2 || !avx2) {
+        std::printf("SKIP (grouped ops): no AVX2 on this CPU\n");
+        return;
+    }
+    const AttentionRowOps& ref = attention_row_ops_scalar();
+    for (int n : {16, 64, 80}) {
+        const int g = 5, n_pos = 40, lanes = 16;
+        const std::vector<float> q = randoms((size_t)g * n, -2, 2, 11u + n);
+        const std::vector<uint16_t> kh = to_f16(randoms((size_t)n, -2, 2, 12u + n));
+        float a[8], b[8];
+        ref.dot_tiled_f16_heads(q.data(), g, kh.data(), n, a);
+        avx2->dot_tiled_f16_heads(q.data(), g, kh.data(), n, b);
+        assert_true(same_bits(a, b, (size_t)g));
+        const std::vector<float> w = randoms((size_t)g * n_pos, -1, 1, 13u + n);
+        std::vector<std::vector<uint16_t>> vh((size_t)n_pos);
+        std::vector<const void*> rows((size_t)n_pos);
+        for (int p = 0; p < n_pos; p++) {
+            vh[(size_t)p] = to_f16(randoms((size_t)n, -3, 3, 14u + 31 * p + n));
+            rows[(size_t)p] = vh[(size_t)p].data();
+        }
+        std::vector<float> a1((size_t)g * lanes * n, 5.0f), a2((size_t)g * lanes * n, -5.0f);
+        ref.axpy_lanes_f16_heads(a1.data(), g, lanes, w.data(), (size_t)n_pos, rows.data(), n_pos, n);
+        avx2->axpy_lanes_f16_heads(a2.data(), g, lanes, w.data(), (size_t)n_pos, rows.data(), n_pos, n);
+        assert_true(same_bits(a1.data(), a2.data(), a1.size()));
+    }
+}
+
 }  // namespace
 
 int main(void) {
@@ -182,6 +268,7 @@ int main(void) {
         cmocka_unit_test(test_avx2_matches_scalar),
         cmocka_unit_test(test_expf_accuracy),
         cmocka_unit_test(test_attention_head_vs_double),
+        cmocka_unit_test(test_attention_group_matches_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

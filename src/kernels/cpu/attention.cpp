@@ -52,13 +52,38 @@ void attention_head(const float* q_in, int hd, int n_pos, const void* const* k_r
     const double sum = ops.exp_sum(scores, n_pos, mx);
     ops.scale(scores, n_pos, (float)(1.0 / sum), f16);
 
-    std::memset(acc, 0, (size_t)lanes * hd * sizeof(float));
-    for (int p = 0; p < n_pos; p++) {
-        float* a = acc + (size_t)(p % lanes) * hd;
-        if (f16) ops.axpy_f16(a, scores[p], (const uint16_t*)v_rows[p], hd);
-        else ops.axpy_f32(a, scores[p], (const float*)v_rows[p], hd);
-    }
+    if (f16) ops.axpy_lanes_f16(acc, lanes, scores, v_rows, n_pos, hd);
+    else ops.axpy_lanes_f32(acc, lanes, scores, v_rows, n_pos, hd);
     reduce_lanes(acc, lanes, hd, out);
+}
+
+void attention_group_f16(const float* q_in, int g, int hd, int n_pos, const void* const* k_rows,
+                         const void* const* v_rows, float scale, float* scratch, float* out) {
+    const AttentionRowOps& ops = attention_row_ops();
+    constexpr int lanes = 16;  // the batched order (attention_head with batched = true)
+    float* acc = scratch;                                                // g * lanes * hd
+    float* scores = scratch + (size_t)kMaxGroupHeads * lanes * hd;     // g rows of n_pos
+    float q[kMaxGroupHeads * kMaxAttentionHeadDim];
+    std::memcpy(q, q_in, (size_t)g * hd * sizeof(float));
+    for (int h = 0; h < g; h++) ops.scale(q + (size_t)h * hd, hd, 1.0f, true);
+
+    float mx[kMaxGroupHeads], s[kMaxGroupHeads];
+    for (int h = 0; h < g; h++) mx[h] = -INFINITY;
+    for (int p = 0; p < n_pos; p++) {
+        ops.dot_tiled_f16_heads(q, g, (const uint16_t*)k_rows[p], hd, s);
+        for (int h = 0; h < g; h++) {
+            float& v = scores[(size_t)h * n_pos + p];
+            v = s[h] * scale;
+            mx[h] = v > mx[h] ? v : mx[h];
+        }
+    }
+    for (int h = 0; h < g; h++) {
+        float* sh = scores + (size_t)h * n_pos;
+        const double sum = ops.exp_sum(sh, n_pos, mx[h]);
+        ops.scale(sh, n_pos, (float)(1.0 / sum), true);
+    }
+    ops.axpy_lanes_f16_heads(acc, g, lanes, scores, (size_t)n_pos, v_rows, n_pos, hd);
+    for (int h = 0; h < g; h++) reduce_lanes(acc + (size_t)h * lanes * hd, lanes, hd, out + (size_t)h * hd);
 }
 
 }  // namespace mw::cpu

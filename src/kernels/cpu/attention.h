@@ -34,4 +34,16 @@ inline size_t attention_scratch_floats(int head_dim, int max_pos) { return 64 * 
 void attention_head(const float* q, int head_dim, int n_pos, const void* const* k_rows, const void* const* v_rows,
                     bool f16, float scale, bool batched, float* scratch, float* out);
 
+// The heads of one KV group at once, for the batched F16 case with head_dim
+// % 16 == 0 (a prompt's tokens with the default cache): g <= kMaxGroupHeads
+// consecutive query heads (q: g * head_dim floats, out likewise) sharing
+// k_rows/v_rows. Each K and V row is converted once for all g heads; every
+// head's result is attention_head's, bit for bit.
+constexpr int kMaxGroupHeads = 8;
+inline size_t attention_group_scratch_floats(int head_dim, int max_pos) {
+    return (size_t)kMaxGroupHeads * (16 * (size_t)head_dim + (size_t)max_pos);
+}
+void attention_group_f16(const float* q, int g, int head_dim, int n_pos, const void* const* k_rows,
+                         const void* const* v_rows, float scale, float* scratch, float* out);
+
 }  // namespace mw::cpu

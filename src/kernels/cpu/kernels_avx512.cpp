@@ -10,6 +10,8 @@
 
 #include "kernels/cpu/kernels_impl.h"
 #include "kernels/cpu/kernels_x86.h"
+#include "kernels/cpu/gemm_pairs_avx512.h"
+#include "kernels/cpu/gemm_q4k_avx512.h"
 
 #include <algorithm>
 
@@ -159,9 +161,13 @@ void fill_avx512(KernelTable& t) {
     set_quant<Q8_0Kernel, 4, 4, 4>(t, TensorType::Q8_0);
     set_quant<Q4_0Kernel, 4, 4, 4>(t, TensorType::Q4_0);
     set_quant<Q4_1Kernel, 4, 4, 4>(t, TensorType::Q4_1);
+    t.gemm[(uint32_t)TensorType::Q8_0] = gemm_pairs<Q8_0Kernel, 4, 4>;
+    t.gemm[(uint32_t)TensorType::Q4_0] = gemm_pairs<Q4_0Kernel, 4, 4>;
+    t.gemm[(uint32_t)TensorType::Q4_1] = gemm_pairs<Q4_1Kernel, 4, 4>;
     set_quant<Q4_KKernel, 4, 1, 8>(t, TensorType::Q4_K);
     set_quant<Q5_KKernel, 4, 1, 8>(t, TensorType::Q5_K);
     set_quant<Q6_KKernel, 4, 1, 8>(t, TensorType::Q6_K);
+    t.gemm[(uint32_t)TensorType::Q4_K] = gemm_q4k;
 }
 
 }  // namespace mw::cpu::detail

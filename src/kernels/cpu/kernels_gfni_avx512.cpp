@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/kernels_impl.h"
 #include "kernels/cpu/kernels_x86.h"
+#include "kernels/cpu/gemm_pairs_avx512.h"
 
 namespace mw::cpu::detail {
 
@@ -25,6 +26,8 @@ void set_quant(KernelTable& t, TensorType type) {
 void fill_avx512_gfni(KernelTable& t) {
     set_quant<Q4_0Kernel, 4, 4, 4>(t, TensorType::Q4_0);
     set_quant<Q4_1Kernel, 4, 4, 4>(t, TensorType::Q4_1);
+    t.gemm[(uint32_t)TensorType::Q4_0] = gemm_pairs<Q4_0Kernel, 4, 4>;
+    t.gemm[(uint32_t)TensorType::Q4_1] = gemm_pairs<Q4_1Kernel, 4, 4>;
 }
 
 }  // namespace mw::cpu::detail

@@ -4,6 +4,7 @@
 #include "kernels/cpu/cpu_features.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace mw::cpu {
 
@@ -92,6 +93,22 @@ void axpy_f32_ref(float* y, float a, const float* v, int n) {
     for (int i = 0; i < n; i++) y[i] = std::fma(a, v[i], y[i]);
 }
 
+template <class T, void (*Axpy)(float*, float, const T*, int)>
+void axpy_lanes_ref(float* acc, int lanes, const float* w, const void* const* v_rows, int n_pos, int n) {
+    std::memset(acc, 0, (size_t)lanes * n * sizeof(float));
+    for (int p = 0; p < n_pos; p++) Axpy(acc + (size_t)(p % lanes) * n, w[p], (const T*)v_rows[p], n);
+}
+
+void dot_tiled_f16_heads_ref(const float* q, int g, const uint16_t* k, int n, float* out) {
+    for (int h = 0; h < g; h++) out[h] = dot_tiled_f16_ref(q + (size_t)h * n, k, n);
+}
+
+void axpy_lanes_f16_heads_ref(float* acc, int g, int lanes, const float* w, size_t w_stride,
+                              const void* const* v_rows, int n_pos, int n) {
+    for (int h = 0; h < g; h++)
+        axpy_lanes_ref<uint16_t, axpy_f16_ref>(acc + (size_t)h * lanes * n, lanes, w + h * w_stride, v_rows, n_pos, n);
+}
+
 double exp_sum_ref(float* x, int n, float max) {
     double sum = 0;
     for (int b = 0; b < n; b += 16) {
@@ -107,7 +124,10 @@ void scale_ref(float* x, int n, float s, bool round_f16) {
 }
 
 const AttentionRowOps kScalar = {dot_tiled_f16_ref, dot_lanes64_ref<uint16_t, f16_to_f32>,
-                                 dot_lanes64_ref<float, load_f32>, axpy_f16_ref, axpy_f32_ref, exp_sum_ref, scale_ref};
+                                 dot_lanes64_ref<float, load_f32>, axpy_f16_ref, axpy_f32_ref,
+                                 axpy_lanes_ref<uint16_t, axpy_f16_ref>, axpy_lanes_ref<float, axpy_f32_ref>,
+                                 dot_tiled_f16_heads_ref, axpy_lanes_f16_heads_ref,
+                                 exp_sum_ref, scale_ref};
 
 }  // namespace
 

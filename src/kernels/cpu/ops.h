@@ -48,6 +48,18 @@ struct AttentionRowOps {
     // y[i] = fma(a, v[i], y[i])
     void (*axpy_f16)(float* y, float a, const uint16_t* v, int n);
     void (*axpy_f32)(float* y, float a, const float* v, int n);
+    // acc[l * n + i] = sum over positions p = l, l + lanes, ... < n_pos, in
+    // that order, of fma(w[p], v_rows[p][i], .) from 0: axpy into lane rows,
+    // each row kept in registers while its positions pass.
+    void (*axpy_lanes_f16)(float* acc, int lanes, const float* w, const void* const* v_rows, int n_pos, int n);
+    void (*axpy_lanes_f32)(float* acc, int lanes, const float* w, const void* const* v_rows, int n_pos, int n);
+    // Several heads sharing each K or V row (a GQA group, g <= 8), each with
+    // exactly the results of the one-head op: dot_tiled_f16 of q + h * n
+    // against k into out[h]; axpy_lanes_f16 with weights w + h * w_stride into
+    // acc + h * lanes * n. Each row is loaded and converted once for all heads.
+    void (*dot_tiled_f16_heads)(const float* q, int g, const uint16_t* k, int n, float* out);
+    void (*axpy_lanes_f16_heads)(float* acc, int g, int lanes, const float* w, size_t w_stride,
+                                 const void* const* v_rows, int n_pos, int n);
     // x[i] = exp(x[i] - max) with ggml's AVX-512 expf (a degree-5 polynomial,
     // scaled by 2^k); returns the sum as ggml_vec_soft_max_f32 forms it: each
     // block of 16 (zero-padded) added as above in float, the blocks in double.

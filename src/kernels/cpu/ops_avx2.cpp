@@ -50,6 +50,77 @@ float dot_tiled_f16(const float* q, const uint16_t* k, int n) {
     return reduce16(lo, hi);
 }
 
+// dot_tiled_f16 for G heads: each 16 elements of k converted once. G is a
+// template argument so the accumulators stay in registers.
+template <int G>
+void dot_tiled_f16_g(const float* q, const uint16_t* k, int n, float* out) {
+    __m256 lo[G], hi[G];
+    for (int h = 0; h < G; h++) lo[h] = hi[h] = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __m256 kl = load8(k + i), kh = load8(k + i + 8);
+        for (int h = 0; h < G; h++) {
+            const float* qh = q + (size_t)h * n + i;
+            lo[h] = _mm256_fmadd_ps(load8(qh), kl, lo[h]);
+            hi[h] = _mm256_fmadd_ps(load8(qh + 8), kh, hi[h]);
+        }
+    }
+    for (int h = 0; h < G; h++) out[h] = reduce16(lo[h], hi[h]);
+}
+
+// axpy_lanes for G heads: per lane row and 8 columns, one register per head;
+// each 8 elements of a V row converted once for all heads.
+template <int G>
+void axpy_lanes_f16_g(float* acc, int lanes, const float* w, size_t w_stride, const void* const* v_rows, int n_pos,
+                      int n) {
+    for (int l = 0; l < lanes; l++) {
+        int c = 0;
+        for (; c + 8 <= n; c += 8) {
+            __m256 r[G];
+            for (int h = 0; h < G; h++) r[h] = _mm256_setzero_ps();
+            for (int p = l; p < n_pos; p += lanes) {
+                const __m256 v = load8((const uint16_t*)v_rows[p] + c);
+                for (int h = 0; h < G; h++) r[h] = _mm256_fmadd_ps(_mm256_set1_ps(w[h * w_stride + p]), v, r[h]);
+            }
+            for (int h = 0; h < G; h++) _mm256_storeu_ps(acc + ((size_t)h * lanes + l) * n + c, r[h]);
+        }
+        for (; c < n; c++)
+            for (int h = 0; h < G; h++) {
+                float r = 0.0f;
+                for (int p = l; p < n_pos; p += lanes)
+                    r = std::fma(w[h * w_stride + p], load1(((const uint16_t*)v_rows[p])[c]), r);
+                acc[((size_t)h * lanes + l) * n + c] = r;
+            }
+    }
+}
+
+// At most 4 heads per pass: 8 accumulators and the two converted halves of k
+// fit AVX2's 16 registers (8 heads would spill).
+void dot_tiled_f16_heads(const float* q, int g, const uint16_t* k, int n, float* out) {
+    for (int h0 = 0; h0 < g; h0 += 4) {
+        const float* qh = q + (size_t)h0 * n;
+        switch (g - h0 < 4 ? g - h0 : 4) {
+            case 1: dot_tiled_f16_g<1>(qh, k, n, out + h0); break;
+            case 2: dot_tiled_f16_g<2>(qh, k, n, out + h0); break;
+            case 3: dot_tiled_f16_g<3>(qh, k, n, out + h0); break;
+            default: dot_tiled_f16_g<4>(qh, k, n, out + h0); break;
+        }
+    }
+}
+
+void axpy_lanes_f16_heads(float* acc, int g, int lanes, const float* w, size_t w_stride, const void* const* v_rows,
+                          int n_pos, int n) {
+    switch (g) {
+        case 1: return axpy_lanes_f16_g<1>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+        case 2: return axpy_lanes_f16_g<2>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+        case 3: return axpy_lanes_f16_g<3>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+        case 4: return axpy_lanes_f16_g<4>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+        case 5: return axpy_lanes_f16_g<5>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+        case 6: return axpy_lanes_f16_g<6>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+        case 7: return axpy_lanes_f16_g<7>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+        default: return axpy_lanes_f16_g<8>(acc, lanes, w, w_stride, v_rows, n_pos, n);
+    }
+}
+
 template <class T>
 float dot_lanes64(const float* q, const T* k, int n) {
     __m256 acc[8];  // accumulator a = acc[2a] (lo), acc[2a + 1] (hi)
@@ -70,6 +141,34 @@ void axpy(float* y, float a, const T* v, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load8(v + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] = std::fma(a, load1(v[i]), y[i]);
+}
+
+template <class T>
+void axpy_lanes(float* acc, int lanes, const float* w, const void* const* v_rows, int n_pos, int n) {
+    for (int l = 0; l < lanes; l++) {
+        float* y = acc + (size_t)l * n;
+        int c = 0;
+        for (; c + 64 <= n; c += 64) {
+            __m256 r[8];
+            for (__m256& v : r) v = _mm256_setzero_ps();
+            for (int p = l; p < n_pos; p += lanes) {
+                const __m256 vw = _mm256_set1_ps(w[p]);
+                const T* v = (const T*)v_rows[p] + c;
+                for (int a = 0; a < 8; a++) r[a] = _mm256_fmadd_ps(vw, load8(v + 8 * a), r[a]);
+            }
+            for (int a = 0; a < 8; a++) _mm256_storeu_ps(y + c + 8 * a, r[a]);
+        }
+        for (; c + 8 <= n; c += 8) {
+            __m256 r = _mm256_setzero_ps();
+            for (int p = l; p < n_pos; p += lanes) r = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), load8((const T*)v_rows[p] + c), r);
+            _mm256_storeu_ps(y + c, r);
+        }
+        for (; c < n; c++) {
+            float r = 0.0f;
+            for (int p = l; p < n_pos; p += lanes) r = std::fma(w[p], load1(((const T*)v_rows[p])[c]), r);
+            y[c] = r;
+        }
+    }
 }
 
 // ggml's AVX-512 expf on 8 lanes (see ggml_expf in ops.cpp). _mm512_scalef_ps
@@ -152,8 +251,9 @@ void scale(float* x, int n, float s, bool round_f16) {
     for (; i < n; i++) x[i] = round_f16 ? _cvtsh_ss(_cvtss_sh(x[i] * s, _MM_FROUND_TO_NEAREST_INT)) : x[i] * s;
 }
 
-const AttentionRowOps kAvx2 = {dot_tiled_f16, dot_lanes64<uint16_t>, dot_lanes64<float>, axpy<uint16_t>, axpy<float>,
-                               exp_sum, scale};
+const AttentionRowOps kAvx2 = {dot_tiled_f16,         dot_lanes64<uint16_t>, dot_lanes64<float>, axpy<uint16_t>,
+                               axpy<float>,           axpy_lanes<uint16_t>,  axpy_lanes<float>,  dot_tiled_f16_heads,
+                               axpy_lanes_f16_heads,  exp_sum,               scale};
 
 }  // namespace
 
