@@ -282,10 +282,10 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         }
         rep.predicted_kl = choice.plan.predicted;
         rep.measured_kl = choice.measured;
-        char v[128];
-        snprintf(v, sizeof v, "mixed precision: chosen plan: predicted KL %.6f, measured KL %.6f (%s)", rep.predicted_kl,
-                 rep.measured_kl, choice.plan.how.c_str());
-        log(v);
+        char v[96];
+        snprintf(v, sizeof v, "mixed precision: chosen plan: predicted KL %.6f, measured KL %.6f (", rep.predicted_kl,
+                 rep.measured_kl);
+        log(v + choice.plan.how + ")");
     }
 
     gguf::Writer w(f.alignment());
