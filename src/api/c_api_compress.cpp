@@ -59,6 +59,7 @@ MW_API mw_status mw_quantize(const char* in_path, const char* out_path, const mw
         q.target_bpw = o.target_bpw;
         if (o.sens_tokens) q.sens_tokens = o.sens_tokens;
         if (o.plan_candidates) q.plan_candidates = (int32_t)std::min<uint32_t>(o.plan_candidates, 1u << 16);
+        q.rtn_variants = o.rtn_variants != 0;
         q.n_threads = (int32_t)std::min<uint32_t>(o.n_threads, 4096);
         q.log = log_fn(o.log, o.user_data);
         q.progress = progress_fn(o.progress, o.user_data);

@@ -304,6 +304,7 @@ void test_mixed_precision(void**) {
         const uint64_t q8_bytes = compress::quantize_model(path, q8, u).out_bytes;
         compress::QuantizeOptions e = o;
         e.target_size = q8_bytes;
+        e.rtn_variants = true;  // the round-to-nearest encoders as candidates too: same budget rule
         const compress::QuantizeReport rq = compress::quantize_model(path, out, e);
         assert_true(rq.out_bytes <= q8_bytes);
         assert_true(rq.out_bytes + 64 > q8_bytes);

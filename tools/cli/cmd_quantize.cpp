@@ -39,15 +39,17 @@ static void print_help() {
            "                       (default 512)\n"
            "  --plan-candidates N  candidate plans whose KL is measured as a whole, the\n"
            "                       lowest kept (default 8; 1 = best predicted only)\n"
+           "  --rtn-variants       mixed precision: per tensor and type, also measure the\n"
+           "                       round-to-nearest encoder and keep the better one\n"
            "  --threads N          threads (default: all hardware threads)\n"
            "  -q, --quiet          no per-tensor lines\n"
            "  -h, --help           show this help\n"
            "\n"
-           "Mixed precision measures, for every tensor and candidate type (importance-weighted\n"
-           "and round-to-nearest encoders), the KL divergence that quantizing that tensor alone\n"
-           "causes on the calibration text; plans within the budget (greedy on KL per byte,\n"
-           "and trades: one tensor up paid by others down, or the reverse) are ranked by the\n"
-           "summed KL, and the best N are measured as a whole; the lowest measured KL wins.\n");
+           "Mixed precision measures, for every tensor and candidate type, the KL divergence\n"
+           "that quantizing that tensor alone causes on the calibration text; plans within the\n"
+           "budget (greedy on KL per byte, and trades: one tensor up paid by others down, or\n"
+           "the reverse) are ranked by the summed KL, the best N are measured as a whole on\n"
+           "the calibration tokens that follow, and the lowest measured KL wins.\n");
 }
 
 static bool parse_size(const std::string& s, uint64_t* out) {
@@ -79,7 +81,7 @@ int cmd_quantize(int argc, char** argv) {
     std::string in, out, type, calib, size_text;
     uint32_t calib_tokens = 4096, ctx = 0, threads = 0, sens = 512, plan_candidates = 8;
     float bpw = 0;
-    bool quiet = false, calib_tokens_set = false;
+    bool quiet = false, calib_tokens_set = false, rtn_variants = false;
     while (a.next()) {
         if (a.positional()) {
             if (in.empty()) in = a.arg();
@@ -98,6 +100,8 @@ int cmd_quantize(int argc, char** argv) {
         } else if (a.u32("--sens-tokens", nullptr, &sens, 2)) {
         } else if (a.u32("--plan-candidates", nullptr, &plan_candidates, 1)) {
         } else if (a.u32("--threads", "-t", &threads, 1)) {
+        } else if (a.flag("--rtn-variants", nullptr)) {
+            rtn_variants = true;
         } else if (a.flag("--quiet", "-q")) {
             quiet = true;
         } else {
@@ -123,6 +127,7 @@ int cmd_quantize(int argc, char** argv) {
     o.target_bpw = bpw;
     o.sens_tokens = sens;
     o.plan_candidates = plan_candidates;
+    o.rtn_variants = rtn_variants ? 1 : 0;
     o.n_threads = threads;
     o.log = log_line;
     o.user_data = &c;

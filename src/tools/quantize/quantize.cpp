@@ -209,10 +209,12 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
                 if (fits(ty, t.ne[0])) {
                     const uint64_t b = padded((t.n_elements / t.ne[0]) * gguf::row_bytes(info(ty), t.ne[0]));
                     p.cands.push_back({ty, b, 0, true});
-                    // The round-to-nearest encoder too (same bytes): the
-                    // importance weights are a proxy, and for some tensors
-                    // plain rounding measures better.
-                    if (is_quantized(ty)) p.cands.push_back({ty, b, 0, false});
+                    // Optionally the round-to-nearest encoder too (same
+                    // bytes): the importance weights are a proxy, and for
+                    // some tensors plain rounding measures better (on
+                    // stories260K not reliably on held-out text: see
+                    // docs/COMPRESSION.md).
+                    if (opts.rtn_variants && is_quantized(ty)) p.cands.push_back({ty, b, 0, false});
                 }
             n_elems += t.n_elements;
             plan.push_back(std::move(p));
@@ -248,10 +250,23 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         }
         keep_best_variants(plan);
         const std::vector<Plan> plans = candidate_plans(plan, budget);
+        // Plans are measured on the calibration tokens that FOLLOW the
+        // sensitivity tokens (twice as many): the candidates were built from
+        // losses on the sensitivity windows, so measuring them there again
+        // favours plans that fit those windows' noise.
+        std::vector<std::vector<int32_t>> val_windows =
+            calibration_windows(*model, calib_text, opts.n_ctx, 3 * opts.sens_tokens);
+        val_windows.erase(val_windows.begin(), val_windows.begin() + (std::ptrdiff_t)std::min(sens_windows.size(), val_windows.size()));
+        if (val_windows.empty()) {
+            log("mixed precision: the calibration text has no tokens after the sensitivity tokens: the plans are measured on those");
+            val_windows = sens_windows;
+        }
+        int64_t n_val = 0;
+        for (const auto& w : val_windows) n_val += (int64_t)w.size();
         // The true KL of a whole plan: every planned tensor quantized at once
         // in the F32 model (only the tensors that differ from the last plan
         // measured are encoded again; the F32 original is the input's tensor).
-        const std::vector<std::vector<float>> ref = window_logits(*fwd, sens_windows);
+        const std::vector<std::vector<float>> ref = window_logits(*fwd, val_windows);
         std::vector<size_t> applied(plan.size(), SIZE_MAX);
         auto apply = [&](const std::vector<size_t>& pick) {
             for (size_t i = 0; i < plan.size(); i++) {
@@ -264,11 +279,12 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         };
         const PlanChoice choice = choose_plan_measured(plans, (size_t)std::max(1, opts.plan_candidates), [&](const std::vector<size_t>& pick) {
             apply(pick);
-            return window_kl(*fwd, sens_windows, ref);
+            return window_kl(*fwd, val_windows, ref);
         });
         apply(std::vector<size_t>(plan.size(), SIZE_MAX));  // F32 again (the forward is not used after this, but keep it true)
         log("mixed precision: " + std::to_string(plans.size()) + " candidate plans within " + std::to_string(budget) +
-            " bytes for the quantized tensors; measured KL of " + std::to_string(choice.tried.size()) + ":");
+            " bytes for the quantized tensors; measured KL of " + std::to_string(choice.tried.size()) + " on " +
+            std::to_string(n_val) + " calibration tokens after the sensitivity tokens:");
         for (const auto& [p, m] : choice.tried) {
             char v[96];
             snprintf(v, sizeof v, "  predicted %.6f measured %.6f %llu bytes: ", p.predicted, m, (unsigned long long)p.bytes);

@@ -27,6 +27,7 @@ struct QuantizeOptions {
     double target_bpw = 0;         // mixed precision: bits per weight of the quantized tensors
     int64_t sens_tokens = 512;     // tokens the per-tensor sensitivity (KL) is measured on
     int32_t plan_candidates = 8;   // mixed precision: candidate plans whose whole-plan KL is measured (1 = best predicted only)
+    bool rtn_variants = false;     // mixed precision: per tensor and type, also try the round-to-nearest encoder
     int32_t n_threads = 0;         // 0 = hardware threads
     // Messages for the user (progress, fallbacks, warnings), one line each.
     std::function<void(const std::string&)> log;
