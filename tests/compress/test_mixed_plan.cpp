@@ -106,6 +106,20 @@ void test_candidates_fit_budget(void**) {
     }
 }
 
+// A model-sized plan (211 tensors, as SmolLM2-135M) stays quick to plan:
+// every trade is a few greedy steps, duplicates are found by lookup.
+void test_many_tensors(void**) {
+    const auto ts = random_tensors(211, 11);
+    uint64_t lo = 0, hi = 0;
+    for (const auto& t : ts) {
+        lo += t.cands.front().bytes;
+        hi += t.cands.back().bytes;
+    }
+    const std::vector<Plan> plans = compress::candidate_plans(ts, lo + (hi - lo) / 3);
+    assert_true(plans.size() > 211);
+    for (const Plan& p : plans) assert_true(p.bytes <= lo + (hi - lo) / 3);
+}
+
 // Two tensors where greedy on loss per byte spends the budget on B's cheap
 // upgrade and cannot afford A's; the trade (A up, B paying for it) is a
 // candidate with a lower predicted loss.
@@ -201,6 +215,7 @@ void test_keep_best_variants(void**) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_candidates_fit_budget),
+        cmocka_unit_test(test_many_tensors),
         cmocka_unit_test(test_trade_beats_greedy),
         cmocka_unit_test(test_measured_chooser),
         cmocka_unit_test(test_refuses_small_budget),

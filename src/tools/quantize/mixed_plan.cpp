@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <set>
 
 namespace mw::compress {
 
@@ -169,11 +170,11 @@ std::vector<size_t> plan_mixed(const std::vector<PlanTensor>& tensors, uint64_t 
 
 std::vector<Plan> candidate_plans(const std::vector<PlanTensor>& tensors, uint64_t budget) {
     std::vector<Plan> out;
+    std::set<std::vector<size_t>> seen;
     auto add = [&](Plan p) {
         p.bytes = bytes_of(tensors, p.pick);
         if (p.bytes > budget) fail(MW_ERR_INTERNAL, "a candidate plan exceeds the budget");  // a bug, not bad input
-        for (const Plan& q : out)
-            if (q.pick == p.pick) return;
+        if (!seen.insert(p.pick).second) return;
         p.predicted = loss_of(tensors, p.pick);
         out.push_back(std::move(p));
     };
