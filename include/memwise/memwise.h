@@ -716,7 +716,7 @@ typedef struct mw_quantize_options {
     void* user_data;
     uint32_t plan_candidates;   /* mixed precision: how many candidate plans (best predicted
                                    first) have their whole-plan KL measured; the lowest measured
-                                   is kept. Default 8; 1 = the best predicted plan only */
+                                   is kept. Default (and 0) 8; 1 = the best predicted plan only */
     int32_t rtn_variants;       /* mixed precision: 1 = per tensor and type, also measure the
                                    round-to-nearest encoder and keep the better one (twice the
                                    sensitivity measurements); default 0 */

@@ -181,10 +181,11 @@ void test_measured_chooser(void**) {
 // that minimum.
 void test_refuses_small_budget(void**) {
     const auto ts = knapsack_case();
-    for (int which = 0; which < 2; which++) {
+    for (int which = 0; which < 3; which++) {
         try {
             if (which == 0) compress::plan_mixed(ts, 19);
-            else compress::candidate_plans(ts, 19);
+            else if (which == 1) compress::candidate_plans(ts, 19);
+            else compress::check_budget(ts, 19);
             assert_true(false);
         } catch (const Error& e) {
             assert_int_equal(e.status(), MW_ERR_INVALID_ARGUMENT);
@@ -192,6 +193,7 @@ void test_refuses_small_budget(void**) {
         }
     }
     assert_int_equal(compress::candidate_plans(ts, 20).size(), 1);  // only the smallest fits
+    compress::check_budget(ts, 20);
 }
 
 // Per tensor and type only the lower-loss encoder variant stays.

@@ -74,6 +74,12 @@ std::vector<size_t> smallest_plan(const std::vector<PlanTensor>& tensors, uint64
     return smallest;
 }
 
+}  // namespace
+
+void check_budget(const std::vector<PlanTensor>& tensors, uint64_t budget) { smallest_plan(tensors, budget); }
+
+namespace {
+
 // The distinct candidate types, in order of first appearance.
 std::vector<uint32_t> types_of(const std::vector<PlanTensor>& tensors) {
     std::vector<uint32_t> types;

@@ -46,6 +46,11 @@ struct PlanTensor {
 // candidates exceed the budget (the message gives that minimum).
 std::vector<size_t> plan_mixed(const std::vector<PlanTensor>& tensors, uint64_t budget);
 
+// Refuses (MW_ERR_INVALID_ARGUMENT, naming the minimum) a budget below every
+// tensor at its smallest candidate; needs only the bytes, so it can run
+// before the losses are measured.
+void check_budget(const std::vector<PlanTensor>& tensors, uint64_t budget);
+
 struct Plan {
     std::vector<size_t> pick;  // candidate index per tensor
     uint64_t bytes = 0;

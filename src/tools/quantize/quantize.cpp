@@ -228,6 +228,7 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         } else {
             budget = (uint64_t)(opts.target_bpw * (double)n_elems / 8.0);
         }
+        check_budget(plan, budget);  // before the (slow) measurements
         const auto sens_windows = calibration_windows(*model, calib_text, opts.n_ctx, opts.sens_tokens);
         log("mixed precision: measuring the sensitivity of " + std::to_string(plan.size()) + " tensors");
         // quantize-then-dequantize of one tensor's F32 copy, as the output will encode it.
