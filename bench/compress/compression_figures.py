@@ -7,7 +7,8 @@ llama.cpp build directory, with llama-quantize / llama-imatrix:
   - every quantization type, round-to-nearest and importance-weighted
     (calibration text), next to llama-quantize without and with an imatrix
     from the same calibration text;
-  - mixed precision at the sizes of the single-type files;
+  - mixed precision at the sizes of the single-type files (and --mixed-extra
+    budgets), each next to the best single-type file at or below its size;
   - 25 % of the FFN channels (and of the KV groups) pruned by importance, by
     measured per-layer allocation, and at random;
 and measures each file against the reference on held-out text with
@@ -119,6 +120,7 @@ def main():
     ap.add_argument("--skip-prune", action="store_true")
     ap.add_argument("--peer-eval-all", action="store_true", help="llama-perplexity for memwise's files too")
     ap.add_argument("--skip-mixed", action="store_true")
+    ap.add_argument("--mixed-extra", default="320000", help="more mixed-precision budgets (bytes, comma-separated)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     c = Ctx(a)
@@ -160,19 +162,33 @@ def main():
     do_types(types)
     if not a.skip_mixed:
         print("\n## Mixed precision at the size of single-type files (importance-weighted encoders)\n")
-        print(head)
+        print("| budget | file bytes | memwise eval KL | top-1 | PPL | best memwise single-type file <= budget | its KL | "
+              "types / note |\n|---|---|---|---|---|---|---|---|")
         # At the Q4_0 size there is no choice (every tensor at its smallest
-        # type is that file), so: 3 % above it, and at the Q4_K and Q8_0 sizes.
+        # type is that file), so: 3 % above it, at the Q4_K (here Q4_1) and
+        # Q8_0 sizes, and at the --mixed-extra sizes.
         targets = []
         if ("Q4_0", "calib") in sizes:
             targets.append((int(sizes[("Q4_0", "calib")][0] * 1.03), "Q4_0 + 3 %"))
-        for t in ["Q4_K", "Q8_0"]:
-            if (t, "calib") in sizes:
+        for t in ["Q4_K", "Q4_1", "Q8_0"]:
+            if (t, "calib") in sizes and sizes[(t, "calib")][0] not in [b for b, _ in targets]:
                 targets.append((sizes[(t, "calib")][0], t))
-        for size, what in targets:
+        for extra in filter(None, a.mixed_extra.split(",")):
+            targets.append((int(extra), "between"))
+        for size, what in sorted(targets):
             out = os.path.join(a.out, f"mw-mixed-{size}.gguf")
             p = c.mw("quantize", a.model, out, "--calib", a.calib, "--target-size", str(size), "--threads", str(a.threads))
-            row(f"memwise mixed <= {size} B ({what})", out, c, types_used(p.stderr))
+            sys.stderr.write("".join(l + "\n" for l in p.stderr.splitlines() if "measured" in l or "chosen" in l))
+            m = c.eval_mw(out)
+            # The single-type file to beat: the lowest KL at or below the budget.
+            best = None
+            for (t, mode), (sz, sm) in sizes.items():
+                if sz <= size and sm and (best is None or sm["kl"] < best[2]["kl"]):
+                    best = (f"{t} {'importance' if mode == 'calib' else 'RTN'} ({sz} B)", sz, sm)
+            cells = [f"<= {size} ({what})", str(os.path.getsize(out)), fmt(m, "kl", "{:.5f}"), fmt(m, "top1", "{:.1%}"),
+                     fmt(m, "ppl", "{:.2f}"), best[0] if best else "none", fmt(best[2] if best else None, "kl", "{:.5f}"),
+                     types_used(p.stderr) + f"; {p.stderr.count('(round-to-nearest)')} tensors round-to-nearest"]
+            print("| " + " | ".join(cells) + " |", flush=True)
 
     if not a.skip_prune:
         print("\n## Pruning (F32 results, no quantization)\n")

@@ -732,6 +732,12 @@ typedef struct mw_quantize_options {
     void (*progress)(void* user_data, uint64_t done, uint64_t total);
     void (*log)(void* user_data, const char* line);
     void* user_data;
+    uint32_t plan_candidates;   /* mixed precision: how many candidate plans (best predicted
+                                   first) have their whole-plan KL measured; the lowest measured
+                                   is kept. Default (and 0) 8; 1 = the best predicted plan only */
+    int32_t rtn_variants;       /* mixed precision: 1 = per tensor and type, also measure the
+                                   round-to-nearest encoder and keep the better one (twice the
+                                   sensitivity measurements); default 0 */
 } mw_quantize_options;
 
 MW_API void mw_quantize_options_init(mw_quantize_options* opts);
@@ -748,6 +754,8 @@ typedef struct mw_quantize_result {
     uint64_t out_bytes;         /* output file size */
     uint64_t calib_tokens;      /* tokens the statistics came from (0: no calibration) */
     double predicted_kl;        /* mixed precision: sum of the per-tensor KL of the chosen types */
+    double measured_kl;         /* mixed precision: KL of the chosen plan as a whole, measured on
+                                   the sensitivity tokens of the calibration text */
 } mw_quantize_result;
 
 /* Quantizes every 2-D weight of in_path to opts->type (1-D tensors are copied)
@@ -757,7 +765,9 @@ typedef struct mw_quantize_result {
  * scales minimise the error weighted by each input column's mean squared
  * activation on that text. With target_size or target_bpw (needs calib_path),
  * each tensor gets its own type under the budget, the most sensitive ones (by
- * measured KL) at higher precision. result may be NULL. Errors:
+ * measured KL) at higher precision: candidate plans are predicted from
+ * per-tensor KL and the best plan_candidates of them measured as a whole, the
+ * lowest measured KL kept. result may be NULL. Errors:
  * MW_ERR_INVALID_ARGUMENT (unknown type, no type and no budget, empty
  * calibration text, budget too small, out_path == in_path), MW_ERR_IO (cannot
  * read or write a file), MW_ERR_FORMAT (malformed model), MW_ERR_UNSUPPORTED

@@ -40,6 +40,7 @@ MW_API void mw_quantize_options_init(mw_quantize_options* opts) {
     const mw::compress::QuantizeOptions d;
     opts->calib_tokens = (uint32_t)d.calib_tokens;
     opts->sens_tokens = (uint32_t)d.sens_tokens;
+    opts->plan_candidates = (uint32_t)d.plan_candidates;
 }
 
 MW_API mw_status mw_quantize(const char* in_path, const char* out_path, const mw_quantize_options* opts,
@@ -57,6 +58,8 @@ MW_API mw_status mw_quantize(const char* in_path, const char* out_path, const mw
         q.target_size = o.target_size;
         q.target_bpw = o.target_bpw;
         if (o.sens_tokens) q.sens_tokens = o.sens_tokens;
+        if (o.plan_candidates) q.plan_candidates = (int32_t)std::min<uint32_t>(o.plan_candidates, 1u << 16);
+        q.rtn_variants = o.rtn_variants != 0;
         q.n_threads = (int32_t)std::min<uint32_t>(o.n_threads, 4096);
         q.log = log_fn(o.log, o.user_data);
         q.progress = progress_fn(o.progress, o.user_data);
@@ -74,6 +77,7 @@ MW_API mw_status mw_quantize(const char* in_path, const char* out_path, const mw
         c.out_bytes = r.out_bytes;
         c.calib_tokens = (uint64_t)r.calib_tokens;
         c.predicted_kl = r.predicted_kl;
+        c.measured_kl = r.measured_kl;
         write_result(c, result);
     });
 }

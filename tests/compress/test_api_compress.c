@@ -108,6 +108,31 @@ static void test_quantize_loads_and_generates(void** state) {
     unlink(g_out);
 }
 
+/* Mixed precision through the C API: the chosen plan's KL measured as a
+ * whole comes back next to the predicted sum. */
+static void test_quantize_mixed(void** state) {
+    mw_quantize_options o;
+    mw_quantize_result r;
+    (void)state;
+    MW_REQUIRE_MODEL(path, MW_STORIES_MODEL);
+    mw_quantize_options_init(&o);
+    assert_int_equal(o.plan_candidates, 8);
+    assert_int_equal(o.rtn_variants, 0);
+    o.calib_path = g_calib;
+    o.target_bpw = 8.0;
+    o.sens_tokens = 32;
+    o.plan_candidates = 3;
+    o.n_threads = 2;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    assert_int_equal(mw_quantize(path, g_out, &o, &r), MW_OK);
+    assert_int_equal(r.mixed, 1);
+    assert_true(r.predicted_kl > 0);
+    assert_true(r.measured_kl > 0);
+    assert_int_equal(generate(g_out, 8), 8);
+    unlink(g_out);
+}
+
 static void test_prune_loads_and_generates(void** state) {
     mw_prune_options o;
     mw_prune_result r;
@@ -188,6 +213,7 @@ static void test_bad_input(void** state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize_loads_and_generates),
+        cmocka_unit_test(test_quantize_mixed),
         cmocka_unit_test(test_prune_loads_and_generates),
         cmocka_unit_test(test_bad_input),
     };

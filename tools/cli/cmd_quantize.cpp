@@ -37,13 +37,19 @@ static void print_help() {
            "  --target-bpw X       mixed precision: X bits per weight over the 2-D tensors\n"
            "  --sens-tokens N      tokens each tensor's sensitivity (KL) is measured on\n"
            "                       (default 512)\n"
+           "  --plan-candidates N  candidate plans whose KL is measured as a whole, the\n"
+           "                       lowest kept (default 8; 1 = best predicted only)\n"
+           "  --rtn-variants       mixed precision: per tensor and type, also measure the\n"
+           "                       round-to-nearest encoder and keep the better one\n"
            "  --threads N          threads (default: all hardware threads)\n"
            "  -q, --quiet          no per-tensor lines\n"
            "  -h, --help           show this help\n"
            "\n"
            "Mixed precision measures, for every tensor and candidate type, the KL divergence\n"
-           "that quantizing that tensor alone causes on the calibration text, then spends the\n"
-           "budget greedily where it lowers the summed KL most per byte.\n");
+           "that quantizing that tensor alone causes on the calibration text; plans within the\n"
+           "budget (greedy on KL per byte, and trades: one tensor up paid by others down, or\n"
+           "the reverse) are ranked by the summed KL, the best N are measured as a whole on\n"
+           "the calibration tokens that follow, and the lowest measured KL wins.\n");
 }
 
 static bool parse_size(const std::string& s, uint64_t* out) {
@@ -73,9 +79,9 @@ static void log_line(void* user, const char* line) {
 int cmd_quantize(int argc, char** argv) {
     ArgReader a(kCommand, argc, argv);
     std::string in, out, type, calib, size_text;
-    uint32_t calib_tokens = 4096, ctx = 0, threads = 0, sens = 512;
+    uint32_t calib_tokens = 4096, ctx = 0, threads = 0, sens = 512, plan_candidates = 8;
     float bpw = 0;
-    bool quiet = false, calib_tokens_set = false;
+    bool quiet = false, calib_tokens_set = false, rtn_variants = false;
     while (a.next()) {
         if (a.positional()) {
             if (in.empty()) in = a.arg();
@@ -92,7 +98,10 @@ int cmd_quantize(int argc, char** argv) {
         } else if (a.text("--target-size", nullptr, &size_text)) {
         } else if (a.f32("--target-bpw", nullptr, &bpw, 0.0f, 32.0f, true)) {
         } else if (a.u32("--sens-tokens", nullptr, &sens, 2)) {
+        } else if (a.u32("--plan-candidates", nullptr, &plan_candidates, 1)) {
         } else if (a.u32("--threads", "-t", &threads, 1)) {
+        } else if (a.flag("--rtn-variants", nullptr)) {
+            rtn_variants = true;
         } else if (a.flag("--quiet", "-q")) {
             quiet = true;
         } else {
@@ -117,6 +126,8 @@ int cmd_quantize(int argc, char** argv) {
     o.target_size = target_size;
     o.target_bpw = bpw;
     o.sens_tokens = sens;
+    o.plan_candidates = plan_candidates;
+    o.rtn_variants = rtn_variants ? 1 : 0;
     o.n_threads = threads;
     o.log = log_line;
     o.user_data = &c;
@@ -134,7 +145,9 @@ int cmd_quantize(int argc, char** argv) {
             "%u with a fallback type%s, %.1f s\n",
             out.c_str(), r.out_bytes, r.in_bytes, 100.0 * (double)r.out_bytes / (double)r.in_bytes, r.n_quantized,
             r.n_fallback, r.calib_tokens ? ", importance-weighted" : ", round-to-nearest", now_seconds() - t0);
-    if (r.mixed) fprintf(stderr, "memwise quantize: mixed precision, predicted KL %.6f\n", r.predicted_kl);
+    if (r.mixed)
+        fprintf(stderr, "memwise quantize: mixed precision, predicted KL %.6f, measured KL %.6f (calibration text)\n",
+                r.predicted_kl, r.measured_kl);
     return kExitOk;
 }
 

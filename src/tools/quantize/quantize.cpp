@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 namespace mw::compress {
@@ -171,6 +172,7 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
     // Type per tensor.
     std::map<std::string, TensorType> chosen;
     std::map<std::string, double> sens;
+    std::set<std::string> rtn;  // mixed precision: tensors whose round-to-nearest encoding measured better
     if (!mixed) {
         for (const auto& t : f.tensors()) {
             if (!is_matrix(t)) continue;
@@ -204,8 +206,16 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
             }
             PlanTensor p{t.name, {}};
             for (TensorType ty : kMixedCandidates)
-                if (fits(ty, t.ne[0]))
-                    p.cands.push_back({ty, padded((t.n_elements / t.ne[0]) * gguf::row_bytes(info(ty), t.ne[0])), 0});
+                if (fits(ty, t.ne[0])) {
+                    const uint64_t b = padded((t.n_elements / t.ne[0]) * gguf::row_bytes(info(ty), t.ne[0]));
+                    p.cands.push_back({ty, b, 0, true});
+                    // Optionally the round-to-nearest encoder too (same
+                    // bytes): the importance weights are a proxy, and for
+                    // some tensors plain rounding measures better (on
+                    // stories260K not reliably on held-out text: see
+                    // docs/COMPRESSION.md).
+                    if (opts.rtn_variants && is_quantized(ty)) p.cands.push_back({ty, b, 0, false});
+                }
             n_elems += t.n_elements;
             plan.push_back(std::move(p));
         }
@@ -218,26 +228,81 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         } else {
             budget = (uint64_t)(opts.target_bpw * (double)n_elems / 8.0);
         }
+        check_budget(plan, budget);  // before the (slow) measurements
         const auto sens_windows = calibration_windows(*model, calib_text, opts.n_ctx, opts.sens_tokens);
         log("mixed precision: measuring the sensitivity of " + std::to_string(plan.size()) + " tensors");
-        measure_sensitivity(
-            *fwd, sens_windows, plan,
-            [&](const std::string& name, TensorType ty, std::vector<float>& data) {
-                const uint64_t n_in = f.find_tensor(name)->ne[0];
-                const std::vector<uint8_t> q = encode(data, n_in, ty, weighted, imp_of(name), n_threads);
-                const size_t rb = gguf::row_bytes(info(ty), n_in);
-                for (uint64_t r = 0; r < data.size() / n_in; r++)
-                    quant::dequantize_row(ty, q.data() + r * rb, data.data() + r * n_in, n_in);
-            },
-            opts.progress);
-        const std::vector<size_t> pick = plan_mixed(plan, budget);
+        // quantize-then-dequantize of one tensor's F32 copy, as the output will encode it.
+        auto qdq = [&](const std::string& name, const Candidate& c, std::vector<float>& data) {
+            const uint64_t n_in = f.find_tensor(name)->ne[0];
+            const std::vector<uint8_t> q = encode(data, n_in, c.type, c.weighted, imp_of(name), n_threads);
+            const size_t rb = gguf::row_bytes(info(c.type), n_in);
+            for (uint64_t r = 0; r < data.size() / n_in; r++)
+                quant::dequantize_row(c.type, q.data() + r * rb, data.data() + r * n_in, n_in);
+        };
+        measure_sensitivity(*fwd, sens_windows, plan, qdq, opts.progress);
+        for (const auto& p : plan) {
+            std::string line = "sensitivity " + p.name + ":";
+            for (const auto& c : p.cands) {
+                char v[64];
+                snprintf(v, sizeof v, " %s%s %.3g", info(c.type).name, c.weighted ? "" : "-RTN", c.loss);
+                line += v;
+            }
+            log(line);
+        }
+        keep_best_variants(plan);
+        const std::vector<Plan> plans = candidate_plans(plan, budget);
+        // Plans are measured on the calibration tokens that FOLLOW the
+        // sensitivity tokens (twice as many): the candidates were built from
+        // losses on the sensitivity windows, so measuring them there again
+        // favours plans that fit those windows' noise.
+        std::vector<std::vector<int32_t>> val_windows =
+            calibration_windows(*model, calib_text, opts.n_ctx, 3 * opts.sens_tokens);
+        val_windows.erase(val_windows.begin(), val_windows.begin() + (std::ptrdiff_t)std::min(sens_windows.size(), val_windows.size()));
+        if (val_windows.empty()) {
+            log("mixed precision: the calibration text has no tokens after the sensitivity tokens: the plans are measured on those");
+            val_windows = sens_windows;
+        }
+        int64_t n_val = 0;
+        for (const auto& w : val_windows) n_val += (int64_t)w.size();
+        // The true KL of a whole plan: every planned tensor quantized at once
+        // in the F32 model (only the tensors that differ from the last plan
+        // measured are encoded again; the F32 original is the input's tensor).
+        const std::vector<std::vector<float>> ref = window_logits(*fwd, val_windows);
+        std::vector<size_t> applied(plan.size(), SIZE_MAX);
+        auto apply = [&](const std::vector<size_t>& pick) {
+            for (size_t i = 0; i < plan.size(); i++) {
+                if (applied[i] == pick[i]) continue;
+                std::vector<float>& data = *fwd->tensor(plan[i].name);
+                data = to_f32(*f.find_tensor(plan[i].name));
+                if (pick[i] != SIZE_MAX) qdq(plan[i].name, plan[i].cands[pick[i]], data);
+                applied[i] = pick[i];
+            }
+        };
+        const PlanChoice choice = choose_plan_measured(plans, (size_t)std::max(1, opts.plan_candidates), [&](const std::vector<size_t>& pick) {
+            apply(pick);
+            return window_kl(*fwd, val_windows, ref);
+        });
+        apply(std::vector<size_t>(plan.size(), SIZE_MAX));  // F32 again (the forward is not used after this, but keep it true)
+        log("mixed precision: " + std::to_string(plans.size()) + " candidate plans within " + std::to_string(budget) +
+            " bytes for the quantized tensors; measured KL of " + std::to_string(choice.tried.size()) + " on " +
+            std::to_string(n_val) + " calibration tokens after the sensitivity tokens:");
+        for (const auto& [p, m] : choice.tried) {
+            char v[96];
+            snprintf(v, sizeof v, "  predicted %.6f measured %.6f %llu bytes: ", p.predicted, m, (unsigned long long)p.bytes);
+            log(v + p.how + (p.pick == choice.plan.pick ? "  <- chosen" : ""));
+        }
+        const std::vector<size_t>& pick = choice.plan.pick;
         for (size_t i = 0; i < plan.size(); i++) {
             chosen[plan[i].name] = plan[i].cands[pick[i]].type;
+            if (!plan[i].cands[pick[i]].weighted) rtn.insert(plan[i].name);
             sens[plan[i].name] = plan[i].cands[pick[i]].loss;
-            rep.predicted_kl += plan[i].cands[pick[i]].loss;
         }
-        log("mixed precision: " + std::to_string(budget) + " bytes for the quantized tensors, predicted KL " +
-            std::to_string(rep.predicted_kl));
+        rep.predicted_kl = choice.plan.predicted;
+        rep.measured_kl = choice.measured;
+        char v[96];
+        snprintf(v, sizeof v, "mixed precision: chosen plan: predicted KL %.6f, measured KL %.6f (", rep.predicted_kl,
+                 rep.measured_kl);
+        log(v + choice.plan.how + ")");
     }
 
     gguf::Writer w(f.alignment());
@@ -262,7 +327,7 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
             tr.fallback = !mixed && it->second != opts.type;
             tr.sensitivity = sens.count(t.name) ? sens[t.name] : 0;
             const std::vector<float> x = to_f32(t);
-            const std::vector<uint8_t> q = encode(x, t.ne[0], tr.to, weighted, imp_of(t.name), n_threads);
+            const std::vector<uint8_t> q = encode(x, t.ne[0], tr.to, weighted && !rtn.count(t.name), imp_of(t.name), n_threads);
             tr.bytes = q.size();
             w.add_tensor(t.name, tr.to, ne, q.data(), q.size());
             bytes_by_type[tr.to] += q.size();
@@ -273,7 +338,7 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
             }
         }
         log("[" + std::to_string(done + 1) + "/" + std::to_string(n_tensors) + "] " + t.name + " " + info(tr.from).name +
-            " -> " + info(tr.to).name + " " + kib(tr.bytes));
+            " -> " + info(tr.to).name + " " + kib(tr.bytes) + (rtn.count(t.name) ? " (round-to-nearest)" : ""));
         rep.tensors.push_back(tr);
         if (opts.progress && !mixed) opts.progress(done + 1, n_tensors);
         done++;

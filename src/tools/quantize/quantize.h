@@ -26,6 +26,8 @@ struct QuantizeOptions {
     uint64_t target_size = 0;      // mixed precision: output file size budget in bytes
     double target_bpw = 0;         // mixed precision: bits per weight of the quantized tensors
     int64_t sens_tokens = 512;     // tokens the per-tensor sensitivity (KL) is measured on
+    int32_t plan_candidates = 8;   // mixed precision: candidate plans whose whole-plan KL is measured (1 = best predicted only)
+    bool rtn_variants = false;     // mixed precision: per tensor and type, also try the round-to-nearest encoder
     int32_t n_threads = 0;         // 0 = hardware threads
     // Messages for the user (progress, fallbacks, warnings), one line each.
     std::function<void(const std::string&)> log;
@@ -53,6 +55,7 @@ struct QuantizeReport {
     bool requantized = false;      // the input was already quantized
     bool mixed = false;
     double predicted_kl = 0;       // mixed precision: sum of the chosen tensors' sensitivities
+    double measured_kl = 0;        // mixed precision: KL of the chosen plan measured on the sensitivity windows
 };
 
 // Parses "Q4_K", "q8_0", "F16" ... (the types quantize can produce).
