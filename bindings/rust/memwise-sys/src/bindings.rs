@@ -1999,6 +1999,8 @@ pub struct mw_quantize_options {
         ),
     >,
     pub user_data: *mut ::std::os::raw::c_void,
+    pub plan_candidates: u32,
+    pub rtn_variants: i32,
 }
 #[test]
 fn bindgen_test_layout_mw_quantize_options() {
@@ -2006,7 +2008,7 @@ fn bindgen_test_layout_mw_quantize_options() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_quantize_options>(),
-        80usize,
+        88usize,
         "Size of mw_quantize_options",
     );
     assert_eq!(
@@ -2074,6 +2076,16 @@ fn bindgen_test_layout_mw_quantize_options() {
         72usize,
         "Offset of field: mw_quantize_options::user_data",
     );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).plan_candidates) as usize - ptr as usize },
+        80usize,
+        "Offset of field: mw_quantize_options::plan_candidates",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).rtn_variants) as usize - ptr as usize },
+        84usize,
+        "Offset of field: mw_quantize_options::rtn_variants",
+    );
 }
 extern "C" {
     pub fn mw_quantize_options_init(opts: *mut mw_quantize_options);
@@ -2091,6 +2103,7 @@ pub struct mw_quantize_result {
     pub out_bytes: u64,
     pub calib_tokens: u64,
     pub predicted_kl: f64,
+    pub measured_kl: f64,
 }
 #[test]
 fn bindgen_test_layout_mw_quantize_result() {
@@ -2098,7 +2111,7 @@ fn bindgen_test_layout_mw_quantize_result() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_quantize_result>(),
-        56usize,
+        64usize,
         "Size of mw_quantize_result",
     );
     assert_eq!(
@@ -2155,6 +2168,11 @@ fn bindgen_test_layout_mw_quantize_result() {
         unsafe { ::std::ptr::addr_of!((*ptr).predicted_kl) as usize - ptr as usize },
         48usize,
         "Offset of field: mw_quantize_result::predicted_kl",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).measured_kl) as usize - ptr as usize },
+        56usize,
+        "Offset of field: mw_quantize_result::measured_kl",
     );
 }
 extern "C" {
