@@ -20,7 +20,7 @@ if [ -z "$BIN" ] || [ ! -x "$BIN/llama-perplexity" ]; then
 fi
 export LD_LIBRARY_PATH="$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mw-eval-cmp.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 # -nr: no weight repacking (the repacked Q4_0 path crashes on this machine).
 LC="-c $CTX -b $CTX -t 2 -nr"
 MWC="--ctx $CTX -t 2"
