@@ -12,6 +12,10 @@
 # log-probabilities (its default) and with --kl-base-rounding llama, which
 # stores them as llama-perplexity stores its base (16-bit steps, tokens below
 # -16 nats left out of KL); the second column compares number for number.
+# KEEP_TMP=1 keeps the logs and JSON in the temporary directory (under $TMPDIR).
+# llama-perplexity's base run sometimes exits without printing its last
+# chunk and "Final estimate" (seen with --kl-divergence-base here): its
+# ppl_base then shows as nan; run again for it.
 set -eu
 BIN=${1:-${LLAMA_CPP_BIN:-}}
 MW=$2; BASE=$3; MODEL=$4; TEXT=$5; CTX=$6; CHUNKS=${7:-0}
