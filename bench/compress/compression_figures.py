@@ -150,7 +150,9 @@ def main():
           if c.llama:
               for im in ([None, imatrix] if t not in ("F16", "BF16") else [None]):
                   out = os.path.join(a.out, f"ll-{t}-{'imatrix' if im else 'plain'}.gguf")
-                  args = (["--imatrix", im] if im else []) + [a.model, out, LLAMA_NAME.get(t, t), str(a.threads)]
+                  # --allow-requantize: the reference may itself be quantized (SmolLM2 Q4_1).
+                  args = (["--allow-requantize"] + (["--imatrix", im] if im else []) +
+                          [a.model, out, LLAMA_NAME.get(t, t), str(a.threads)])
                   p = c.ll("llama-quantize", *args, check=False)
                   if p.returncode != 0:
                       print(f"| llama-quantize {t} | refused | | | | | | {p.stderr.strip().splitlines()[-1][:80]} |")

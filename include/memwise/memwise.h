@@ -564,6 +564,18 @@ MW_API void mw_request_release(mw_request* request);
  * exactly once, in order. Distributions are the model's full softmax (no
  * sampling). See docs/COMPRESSION.md. */
 
+/* The reference distribution in mw_eval. EXACT: its log-probabilities as
+ * computed. LLAMA16: as llama.cpp's llama-perplexity stores a KL base
+ * (--kl-divergence-base): per position, 16-bit steps between
+ * max(min logit, max logit - 16) and the max; KL left out for tokens whose
+ * stored log-probability is -16 nats or less; the reference's perplexity,
+ * argmax and next-token probability from the stored values. For comparing
+ * with llama.cpp's --kl-divergence figures number for number. */
+typedef enum mw_eval_ref_base {
+    MW_EVAL_REF_EXACT = 0,      /* default */
+    MW_EVAL_REF_LLAMA16 = 1
+} mw_eval_ref_base;
+
 typedef struct mw_eval_options {
     uint32_t struct_size;   /* sizeof(mw_eval_options) */
     uint32_t n_ctx;         /* window length; 0 = 512, or the training context when smaller.
@@ -575,6 +587,9 @@ typedef struct mw_eval_options {
        windows done and the windows in all (for progress reports). */
     void (*progress)(void* user_data, uint64_t done, uint64_t total);
     void* progress_user_data;
+    /* How the reference model's distribution is taken (an mw_eval_ref_base);
+       only with a reference model (an export refuses anything but EXACT). */
+    uint32_t ref_base;
 } mw_eval_options;
 
 MW_API void mw_eval_options_init(mw_eval_options* opts);

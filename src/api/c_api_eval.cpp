@@ -32,6 +32,13 @@ mw::eval::EvalOptions eval_options_from(const mw_eval_options* opts) {
     e.n_ctx = to_i32(o.n_ctx, "n_ctx");
     e.n_threads = to_i32(o.n_threads, "n_threads");
     e.max_windows = to_i32(o.max_windows, "max_windows");
+    switch (o.ref_base) {
+    case MW_EVAL_REF_EXACT: e.ref_base = mw::eval::EvalOptions::Base::exact; break;
+    case MW_EVAL_REF_LLAMA16: e.ref_base = mw::eval::EvalOptions::Base::llama16; break;
+    default:
+        mw::fail(MW_ERR_INVALID_ARGUMENT, "ref_base " + std::to_string(o.ref_base) +
+                                              " is not an mw_eval_ref_base (0 exact, 1 llama16)");
+    }
     if (o.progress) {
         auto fn = o.progress;
         void* user = o.progress_user_data;

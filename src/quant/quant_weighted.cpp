@@ -23,6 +23,12 @@ namespace {
 
 using gguf::TensorType;
 
+// Candidate scales are evaluated together: the loop over a block's values is
+// outside, the loop over candidates inside (the compiler vectorizes it), and
+// each candidate's sums still run over the values in order, so every sum is
+// bit for bit what a candidate-by-candidate loop gives.
+constexpr int kMaxCand = 128;
+
 // Symmetric fit x ~= d * q, q in qmin..qmax. Candidates map the value of largest
 // magnitude to qmin or qmax, stretched by up to +-`spread` levels.
 float fit_symmetric_w(int n, const float* x, const float* w, int qmin, int qmax, float spread, int steps) {
@@ -30,26 +36,35 @@ float fit_symmetric_w(int n, const float* x, const float* w, int qmin, int qmax,
     for (int i = 0; i < n; i++)
         if (std::fabs(x[i]) > amax) { amax = std::fabs(x[i]); max = x[i]; }
     if (amax < 1e-30f) return 0.0f;
-    float best_d = 0.0f, best_score = -1.0f;
-    for (int side = 0; side < 2; side++) {
+    // Candidate c: side c / (2 steps + 1), s = c % (2 steps + 1) - steps.
+    const int per_side = 2 * steps + 1, nc = 2 * per_side;
+    float iscale[kMaxCand];
+    bool used[kMaxCand];
+    for (int c = 0; c < nc; c++) {
+        const int side = c / per_side, s = c % per_side - steps;
         const float ref = side == 0 ? (float)-qmin : (float)qmax;  // levels the extreme maps to
-        for (int s = -steps; s <= steps; s++) {
-            const float levels = ref + spread * (float)s / (float)steps;
-            if (levels <= 0.5f) continue;
-            const float iscale = (side == 0 ? -levels : levels) / max;
-            double sxq = 0, sqq = 0;
-            for (int i = 0; i < n; i++) {
-                const int q = std::clamp(nearest_int(iscale * x[i]), qmin, qmax);
-                sxq += (double)w[i] * x[i] * q;
-                sqq += (double)w[i] * q * q;
-            }
-            if (sqq <= 0) continue;
-            // With the least-squares d = sxq / sqq the error is sum w x^2 - sxq^2 / sqq.
-            const double score = sxq * sxq / sqq;
-            if (score > best_score) {
-                best_score = (float)score;
-                best_d = (float)(sxq / sqq);
-            }
+        const float levels = ref + spread * (float)s / (float)steps;
+        used[c] = levels > 0.5f;
+        iscale[c] = (side == 0 ? -levels : levels) / max;
+    }
+    double sxq[kMaxCand] = {}, sqq[kMaxCand] = {};
+    for (int i = 0; i < n; i++) {
+        const double wx = (double)w[i] * x[i], wd = (double)w[i];
+        const float xi = x[i];
+        for (int c = 0; c < nc; c++) {
+            const int q = std::clamp(nearest_int(iscale[c] * xi), qmin, qmax);
+            sxq[c] += wx * q;
+            sqq[c] += wd * q * q;
+        }
+    }
+    float best_d = 0.0f, best_score = -1.0f;
+    for (int c = 0; c < nc; c++) {
+        if (!used[c] || sqq[c] <= 0) continue;
+        // With the least-squares d = sxq / sqq the error is sum w x^2 - sxq^2 / sqq.
+        const double score = sxq[c] * sxq[c] / sqq[c];
+        if (score > best_score) {
+            best_score = (float)score;
+            best_d = (float)(sxq[c] / sqq[c]);
         }
     }
     return best_d;
@@ -67,25 +82,32 @@ float fit_affine_w(int n, const float* x, const float* w, int nmax, bool nonpos_
     }
     double sw = 0, swx = 0, swxx = 0;
     for (int i = 0; i < n; i++) { sw += w[i]; swx += (double)w[i] * x[i]; swxx += (double)w[i] * x[i] * x[i]; }
+    const int nc = 2 * steps + 1;
+    float iscale[kMaxCand];
+    for (int c = 0; c < nc; c++) iscale[c] = ((float)nmax + (float)(c - steps) / (float)steps) / (max - min);  // nmax +- 1 levels
+    double sl[kMaxCand] = {}, sll[kMaxCand] = {}, sxl[kMaxCand] = {};
+    for (int i = 0; i < n; i++) {
+        const float xm = x[i] - min;
+        const double wd = (double)w[i];
+        const double xd = x[i];
+        for (int c = 0; c < nc; c++) {
+            const int l = std::clamp(nearest_int(iscale[c] * xm), 0, nmax);
+            sl[c] += wd * l;
+            sll[c] += wd * l * l;
+            sxl[c] += wd * l * xd;
+        }
+    }
     float best_d = (max - min) / (float)nmax, best_m = min;
     double best_err = 1e300;
-    for (int s = -steps; s <= steps; s++) {
-        const float iscale = ((float)nmax + (float)s / (float)steps) / (max - min);  // nmax +- 1 levels
-        double sl = 0, sll = 0, sxl = 0;
-        for (int i = 0; i < n; i++) {
-            const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
-            sl += (double)w[i] * l;
-            sll += (double)w[i] * l * l;
-            sxl += (double)w[i] * l * x[i];
-        }
-        const double det = sw * sll - sl * sl;
+    for (int c = 0; c < nc; c++) {
+        const double det = sw * sll[c] - sl[c] * sl[c];
         if (det <= 0) continue;
-        double d = (sw * sxl - swx * sl) / det;
-        double m = (sll * swx - sl * sxl) / det;
-        if (nonpos_min && m > 0) { m = 0; d = sxl / sll; }
+        double d = (sw * sxl[c] - swx * sl[c]) / det;
+        double m = (sll[c] * swx - sl[c] * sxl[c]) / det;
+        if (nonpos_min && m > 0) { m = 0; d = sxl[c] / sll[c]; }
         if (d < 0) continue;
         // err = sum w (d l + m - x)^2, expanded.
-        const double err = d * d * sll + 2 * d * m * sl + m * m * sw - 2 * d * sxl - 2 * m * swx + swxx;
+        const double err = d * d * sll[c] + 2 * d * m * sl[c] + m * m * sw - 2 * d * sxl[c] - 2 * m * swx + swxx;
         if (err < best_err) { best_err = err; best_d = (float)d; best_m = (float)m; }
     }
     *m_out = best_m;

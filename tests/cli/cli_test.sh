@@ -283,6 +283,10 @@ eval)
     expect_error m4 "missing --top-k" distill-export "$MODEL" --text "$TEXT" "$TMP/y.mwdx"
     head -c 300 "$TMP/x.mwdx" >"$TMP/cut.mwdx"
     expect_error m5 "MW_ERR_FORMAT" eval "$MODEL" --ref-export "$TMP/cut.mwdx"
+    expect_error m6 "exact or llama" eval "$MODEL" --text "$TEXT" --ref "$MODEL" --kl-base-rounding nearest
+    expect_error m7 "needs --ref" eval "$MODEL" --text "$TEXT" --kl-base-rounding llama
+    run_mw e3 eval "$MODEL" --text "$TEXT" --ref "$MODEL" --ctx 64 -t 2 --kl-base-rounding llama --json
+    [ "$RC" -eq 0 ] || fail "eval --kl-base-rounding llama exited $RC: $(cat "$TMP/e3.err")"
     ;;
 compress)
     require_model stories260K.gguf

@@ -67,6 +67,10 @@ static void test_eval_and_export(void** state) {
     assert_int_equal(r.has_ref, 1);
     assert_true(r.kl_mean < 1e-9);
     assert_true(r.top1_agreement == 1.0);
+    eo.ref_base = MW_EVAL_REF_LLAMA16;  /* llama-perplexity's 16-bit stored base */
+    assert_int_equal(mw_eval(m, m, text, text_len, &eo, &r), MW_OK);
+    assert_true(fabs(r.kl_mean) < 1e-4);
+    eo.ref_base = MW_EVAL_REF_EXACT;
 
     mw_distill_options_init(&dopts);
     assert_int_equal(dopts.top_k, 32);
@@ -134,6 +138,12 @@ static void test_eval_and_export(void** state) {
     assert_int_equal(mw_distill_export(m, text, text_len, out, &dopts, NULL), MW_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(mw_last_error(), "top-k"));
     assert_int_equal(mw_eval_export(m, "/nonexistent.mwdx", &eo, &rx), MW_ERR_IO);
+    eo.ref_base = MW_EVAL_REF_LLAMA16;  /* a reference model only */
+    assert_int_equal(mw_eval_export(m, out, &eo, &rx), MW_ERR_INVALID_ARGUMENT);
+    eo.ref_base = 7;
+    assert_int_equal(mw_eval(m, m, text, text_len, &eo, &r), MW_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(mw_last_error(), "ref_base"));
+    eo.ref_base = MW_EVAL_REF_EXACT;
     assert_int_equal(mw_distill_reader_open(text_path, &rd), MW_ERR_FORMAT);
     assert_null(rd);
 

@@ -9,6 +9,8 @@
 #include "tools/eval/distill_export.h"
 #include "tools/eval/distill_format.h"
 #include "tools/eval/eval.h"
+#include "tools/eval/rounded_base.h"
+#include "tools/eval/token_stats.h"
 
 #include "model/reference_forward.h"
 #include "model/synthetic_model.h"
@@ -617,6 +619,101 @@ static void test_bad_input(void**) {
     std::remove(other.c_str());
 }
 
+// Exact log-probability of token i of logits (double).
+static double exact_logprob(const std::vector<float>& l, int i) {
+    double mx = -1e300, sum = 0;
+    for (float v : l) mx = std::max(mx, (double)v);
+    for (float v : l) sum += std::exp((double)v - mx);
+    return (double)l[(size_t)i] - mx - std::log(sum);
+}
+
+// llama.cpp's stored base: a token whose logit sits 0.4 of a step above a
+// step is stored 0.4 step lower, and KL moves by the first-order change of
+// that token's term p (log p - log q), i.e. p (log p - log q + 1) times the
+// change of log p. Ends of the range: max at the top step, the min at 0.
+static void test_rounded_base_steps(void**) {
+    const float scale = 16.0f / 65535.0f;
+    const float y = -16.0f + 65534.4f * scale;  // between steps 65534 and 65535
+    const std::vector<float> p = {0.0f, y, -16.0f};
+    const std::vector<float> q = {0.0f, 0.0f, -16.0f};
+    eval::RoundedBase rb;
+    eval::round_base(p.data(), 3, &rb);
+    assert_true(std::fabs(rb.scale - scale) < 1e-9f);
+    assert_int_equal(rb.steps[0], 65535);
+    assert_int_equal(rb.steps[1], 65534);
+    assert_int_equal(rb.steps[2], 0);
+    assert_int_equal(rb.argmax(), 0);
+    const double lp_y = exact_logprob(p, 1), lq_y = exact_logprob(q, 1);
+    const double shift = (double)rb.logprob(1) - lp_y;
+    std::printf("stored log p(y) moved by %.3g (0.4 step = %.3g)\n", shift, 0.4 * scale);
+    assert_true(std::fabs(shift + 0.4 * scale) < 5e-6);
+    // The min token is stored at log p = -16 - log Σ... < -16: left out of KL.
+    assert_true(rb.logprob(2) <= eval::kRoundedBaseFloor);
+
+    const eval::Normalizer np = eval::normalize(p.data(), 3), nq = eval::normalize(q.data(), 3);
+    const double kl_exact = eval::kl_full(p.data(), np, q.data(), nq, 3);
+    const double kl_rounded = eval::kl_rounded_base(rb, q.data(), nq, 3);
+    const double expected = std::exp(lp_y) * (lp_y - lq_y + 1) * (-0.4 * scale);
+    std::printf("KL exact %.9f rounded %.9f: change %.3g, expected %.3g\n", kl_exact, kl_rounded,
+                kl_rounded - kl_exact, expected);
+    assert_true(expected < -4e-5);
+    assert_true(std::fabs((kl_rounded - kl_exact) - expected) < 1e-5);
+}
+
+// The -16 nats cutoff: 20000 tokens 17 nats under the top carry 0.08 % of
+// the mass; llama.cpp's KL leaves their terms out, which here is exactly the
+// difference from the full KL (Q uniform, so their terms are negative).
+static void test_rounded_base_cutoff(void**) {
+    const int V = 20001;
+    std::vector<float> p((size_t)V, -17.0f), q((size_t)V, 0.0f);
+    p[0] = 0.0f;
+    eval::RoundedBase rb;
+    eval::round_base(p.data(), V, &rb);
+    for (int i = 1; i < V; i++) assert_int_equal(rb.steps[(size_t)i], 0);
+    assert_true(rb.logprob(1) <= eval::kRoundedBaseFloor);
+    const eval::Normalizer np = eval::normalize(p.data(), V), nq = eval::normalize(q.data(), V);
+    const double kl_exact = eval::kl_full(p.data(), np, q.data(), nq, V);
+    const double kl_rounded = eval::kl_rounded_base(rb, q.data(), nq, V);
+    const double lq = -std::log((double)V);
+    const double lp0 = exact_logprob(p, 0), lp1 = exact_logprob(p, 1);
+    const double kept = std::exp(lp0) * (lp0 - lq);
+    const double dropped = (V - 1) * std::exp(lp1) * (lp1 - lq);
+    std::printf("KL exact %.9f rounded %.9f; kept term %.9f, dropped terms %.6f\n", kl_exact, kl_rounded, kept,
+                dropped);
+    assert_true(dropped < -5e-3);
+    assert_true(std::fabs(kl_exact - (kept + dropped)) < 1e-6);
+    assert_true(std::fabs(kl_rounded - kept) < 1e-5);
+}
+
+// The emulation through evaluate: a model against itself stays near 0 and
+// agrees on the top token; an export refuses it.
+static void test_rounded_base_eval(void**) {
+    MW_REQUIRE_MODEL(path, MW_STORIES_MODEL);
+    auto m = Model::load(path);
+    eval::EvalOptions o = small_opts();
+    o.max_windows = 4;
+    o.ref_base = eval::EvalOptions::Base::llama16;
+    const eval::EvalResult r = eval::evaluate_text(m, m, english(), o);
+    std::printf("self, llama16 base: KL %.3g max %.3g top-1 %.4f ln ratio %.3g\n", r.kl_mean, r.kl_max,
+                r.top1_agreement, r.ln_ppl_ratio);
+    assert_true(std::fabs(r.kl_mean) < 1e-4);
+    assert_true(std::fabs(r.kl_max) < 1e-3);
+    assert_true(r.top1_agreement > 0.99);
+    assert_true(std::fabs(r.ln_ppl_ratio) < 1e-3);
+    const std::string out = tmp_path("rb.mwdx");
+    eval::ExportOptions eo;
+    eo.n_ctx = 32;
+    eo.n_threads = 1;
+    eo.top_k = 4;
+    eo.max_windows = 1;
+    eval::distill_export(m, english(), out, eo);
+    eval::EvalOptions xo;
+    xo.n_threads = 1;
+    xo.ref_base = eval::EvalOptions::Base::llama16;
+    assert_int_equal(status_of([&] { eval::evaluate_against_export(m, out, xo); }), MW_ERR_INVALID_ARGUMENT);
+    std::remove(out.c_str());
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_perplexity_matches_reference),
@@ -628,6 +725,9 @@ int main(void) {
         cmocka_unit_test(test_export_reads_v1),
         cmocka_unit_test(test_export_damaged),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_rounded_base_steps),
+        cmocka_unit_test(test_rounded_base_cutoff),
+        cmocka_unit_test(test_rounded_base_eval),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

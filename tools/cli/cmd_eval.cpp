@@ -43,6 +43,10 @@ static void print_help() {
            "                         top K plus one bucket for the rest (a lower bound)\n"
            "  --ctx N                window length (default 512, or the training context\n"
            "                         when smaller; with --ref-export: the export's)\n"
+           "  --kl-base-rounding M   exact (default): the reference's exact log-probs;\n"
+           "                         llama: as llama-perplexity stores its KL base (16-bit\n"
+           "                         steps over the top 16 nats, tokens below -16 nats left\n"
+           "                         out of KL), to compare with its figures (--ref only)\n"
            "  --chunks N             evaluate the first N windows only (of the export's,\n"
            "                         with --ref-export)\n"
            "  --threads N            compute threads (default: number of physical cores)\n"
@@ -99,6 +103,7 @@ int cmd_eval(int argc, char** argv) {
     std::string model_path, text_path, ref_path, export_path;
     uint32_t ctx = 0, threads = 0, chunks = 0;
     bool json = false;
+    std::string rounding = "exact";
     while (a.next()) {
         if (a.positional()) {
             if (!model_path.empty()) a.fail(std::string("unexpected argument '") + a.arg() + "' (one MODEL only)");
@@ -110,6 +115,7 @@ int cmd_eval(int argc, char** argv) {
         } else if (a.text("--ref", nullptr, &ref_path)) {
         } else if (a.text("--ref-export", nullptr, &export_path)) {
         } else if (a.u32("--ctx", "-c", &ctx, 4)) {
+        } else if (a.text("--kl-base-rounding", nullptr, &rounding)) {
         } else if (a.u32("--chunks", nullptr, &chunks, 1)) {
         } else if (a.u32("--threads", "-t", &threads, 1)) {
         } else if (a.flag("--json")) {
@@ -121,6 +127,10 @@ int cmd_eval(int argc, char** argv) {
     if (!a.ok()) return usage_error(kCommand, a.error());
     if (model_path.empty()) return usage_error(kCommand, "missing MODEL (a .gguf file)");
     if (!ref_path.empty() && !export_path.empty()) return usage_error(kCommand, "give --ref or --ref-export, not both");
+    if (rounding != "exact" && rounding != "llama")
+        return usage_error(kCommand, "--kl-base-rounding takes exact or llama, not '" + rounding + "'");
+    if (rounding == "llama" && ref_path.empty())
+        return usage_error(kCommand, "--kl-base-rounding llama needs --ref TEACHER");
     if (export_path.empty() && text_path.empty()) return usage_error(kCommand, "missing --text FILE");
     if (!export_path.empty() && !text_path.empty())
         return usage_error(kCommand, "--ref-export replays the export's own tokens; leave out --text");
@@ -149,6 +159,7 @@ int cmd_eval(int argc, char** argv) {
     o.n_ctx = ctx;
     o.n_threads = threads;
     o.max_windows = chunks;
+    o.ref_base = rounding == "llama" ? MW_EVAL_REF_LLAMA16 : MW_EVAL_REF_EXACT;
     if (isatty(fileno(stderr))) o.progress = progress;  // a \r line only on a terminal
     mw_eval_result r;
     memset(&r, 0, sizeof r);

@@ -85,19 +85,13 @@ CalibStats calibrate(F32Forward& fwd, const std::vector<std::vector<int32_t>>& w
             const int64_t hd = c.head_dim, gw = (int64_t)(lc.n_head / lc.n_head_kv) * hd, E = c.n_embd;
             auto& gs = group_sq[(size_t)layer];
             if (gs.empty()) gs.assign((size_t)lc.n_head_kv, 0.0);
-            std::vector<float> y((size_t)E);
-            for (int g = 0; g < lc.n_head_kv; g++)
-                for (int64_t t = 0; t < T; t++) {
-                    const float* a = x + t * n + g * gw;
-                    double ss = 0;
-                    for (int64_t e = 0; e < E; e++) {
-                        const float* wr = wo.data() + e * n + g * gw;
-                        float s = 0;
-                        for (int64_t i = 0; i < gw; i++) s += wr[i] * a[i];
-                        ss += (double)s * s;
-                    }
-                    gs[(size_t)g] += ss;
-                }
+            std::vector<float> y((size_t)(T * E));
+            for (int g = 0; g < lc.n_head_kv; g++) {
+                gemm_f32(x + g * gw, T, n, wo.data() + g * gw, n, gw, E, y.data(), E, fwd.n_threads());
+                double ss = 0;
+                for (float v : y) ss += (double)v * v;
+                gs[(size_t)g] += ss;
+            }
             break;
         }
         }

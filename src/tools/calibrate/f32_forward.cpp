@@ -1,6 +1,7 @@
 #include "tools/calibrate/f32_forward.h"
 
 #include "base/error.h"
+#include "kernels/cpu/kernels.h"
 #include "quant/quant.h"
 
 #include <algorithm>
@@ -75,23 +76,21 @@ std::vector<float>* F32Forward::tensor(const std::string& name) {
     return nullptr;
 }
 
+void gemm_f32(const float* x, int64_t T, int64_t x_stride, const float* w, int64_t w_stride, int64_t n_in,
+              int64_t n_out, float* y, int64_t y_stride, int n_threads) {
+    // The engine's F32 GEMM kernel (SIMD, tiles of rows x tokens); threads take
+    // blocks of output rows, so every value is the same whatever the thread count.
+    const cpu::GemmFn gemm = cpu::kernels().gemm[(uint32_t)gguf::TensorType::F32];
+    const size_t xs = (size_t)x_stride * sizeof(float), ws = (size_t)w_stride * sizeof(float);
+    parallel_for(n_out, n_threads, [&](int64_t r0, int64_t r1) {
+        gemm((size_t)n_in, reinterpret_cast<const uint8_t*>(w + r0 * w_stride), ws, (size_t)(r1 - r0),
+             reinterpret_cast<const uint8_t*>(x), xs, (size_t)T, y + r0, (size_t)y_stride);
+    });
+}
+
 void F32Forward::matmul(const float* x, int64_t T, const std::vector<float>& w, int64_t n_in, int64_t n_out,
                         float* y) const {
-    // Blocks of output rows per thread; each block of rows is reused for all tokens.
-    parallel_for(n_out, n_threads_, [&](int64_t r0, int64_t r1) {
-        for (int64_t rb = r0; rb < r1; rb += 16) {
-            const int64_t re = std::min(r1, rb + 16);
-            for (int64_t t = 0; t < T; t++) {
-                const float* xt = x + t * n_in;
-                for (int64_t r = rb; r < re; r++) {
-                    const float* wr = w.data() + r * n_in;
-                    float s = 0.0f;
-                    for (int64_t i = 0; i < n_in; i++) s += wr[i] * xt[i];
-                    y[t * n_out + r] = s;
-                }
-            }
-        }
-    });
+    gemm_f32(x, T, n_in, w.data(), n_in, n_in, n_out, y, n_out, n_threads_);
 }
 
 void F32Forward::rmsnorm(const float* x, const std::vector<float>& g, int64_t T, float* out) const {

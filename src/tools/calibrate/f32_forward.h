@@ -18,6 +18,13 @@ namespace mw::compress {
 // Runs body(begin, end) over [0, n) split among n_threads threads.
 void parallel_for(int64_t n, int n_threads, const std::function<void(int64_t, int64_t)>& body);
 
+// y[t * y_stride + r] = x row t . w row r for t < T, r < n_out; rows of x and w
+// hold n_in floats and start x_stride / w_stride floats apart (a column slice
+// of a wider matrix is a smaller stride-compatible view). The engine's F32 GEMM
+// kernel on n_threads threads.
+void gemm_f32(const float* x, int64_t T, int64_t x_stride, const float* w, int64_t w_stride, int64_t n_in,
+              int64_t n_out, float* y, int64_t y_stride, int n_threads);
+
 // Where a hook sees activations: the input of a group of linear layers.
 enum class Site {
     AttnIn,     // normed input of attn_q/k/v   (T x n_embd)
@@ -33,6 +40,7 @@ public:
     F32Forward(const Model& model, int n_threads);
 
     const ModelConfig& config() const { return c_; }
+    int n_threads() const { return n_threads_; }
     // The F32 copy of a tensor by GGUF name (rows x n_in, row-major), or
     // nullptr when the forward does not use it. Writable: a caller may swap in
     // a modified copy (sensitivity measurements) and must restore it.

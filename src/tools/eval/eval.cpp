@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "runtime/thread_pool.h"
 #include "tools/eval/distill_format.h"
+#include "tools/eval/rounded_base.h"
 #include "tools/eval/token_stats.h"
 #include "tools/eval/windows.h"
 
@@ -119,6 +120,8 @@ EvalResult evaluate_windows(std::shared_ptr<const Model> model, std::shared_ptr<
     res.has_ref = ref != nullptr;
     Accumulator acc;
     std::vector<int32_t> win;
+    const bool llama_base = opts.ref_base == EvalOptions::Base::llama16;
+    RoundedBase rounded;
     for (int64_t w = 0; w < n_windows; w++) {
         const Window& x = plan[(size_t)w];
         window_tokens(tokens, x, bos, &win);
@@ -137,6 +140,13 @@ EvalResult evaluate_windows(std::shared_ptr<const Model> model, std::shared_ptr<
                     continue;
                 }
                 const float* p = run_ref->logits(r);
+                if (llama_base) {
+                    round_base(p, V, &rounded);
+                    const double nll_ref = -(double)rounded.logprob(next);
+                    acc.add_ref(nll, nll_ref, kl_rounded_base(rounded, q, nq, V), rounded.argmax() == nq.argmax,
+                                std::exp(-nll), std::exp(-nll_ref));
+                    continue;
+                }
                 const Normalizer np = normalize(p, V);
                 const double nll_ref = np.lse - (double)p[next];
                 acc.add_ref(nll, nll_ref, kl_full(p, np, q, nq, V), np.argmax == nq.argmax, std::exp(-nll),
@@ -161,6 +171,9 @@ EvalResult evaluate_against_export(std::shared_ptr<const Model> model, const std
                                    const EvalOptions& opts) {
     const auto t0 = std::chrono::steady_clock::now();
     if (!model) fail(MW_ERR_INVALID_ARGUMENT, "model is NULL");
+    if (opts.ref_base != EvalOptions::Base::exact)
+        fail(MW_ERR_INVALID_ARGUMENT,
+             "llama.cpp base rounding applies to a reference model, not to an export (which stores top-K log-probs)");
     ExportReader reader(export_path);
     const ExportHeader& h = reader.header();
     const int32_t V = model->config().n_vocab;

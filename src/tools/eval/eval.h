@@ -40,6 +40,11 @@ struct EvalOptions {
     int32_t n_threads = 0;      // 0 = physical cores
     int32_t max_windows = 0;    // 0 = every full window of the text
     bool kv_f32 = false;        // F32 KV cache (default F16, as llama.cpp); for exact tests
+    // How the reference's distribution enters KL, same top, Δp and its
+    // perplexity: exact (default), or stored as llama-perplexity stores its
+    // base (16-bit steps, tokens below -16 nats left out of KL; rounded_base.h),
+    // to compare with llama.cpp number for number. Reference models only.
+    enum class Base { exact, llama16 } ref_base = Base::exact;
     // Called after each window with (windows done, windows in all); may be empty.
     std::function<void(int64_t, int64_t)> progress;
 };
