@@ -1419,6 +1419,9 @@ extern "C" {
 extern "C" {
     pub fn mw_request_release(request: *mut mw_request);
 }
+pub const MW_EVAL_REF_EXACT: mw_eval_ref_base = 0;
+pub const MW_EVAL_REF_LLAMA16: mw_eval_ref_base = 1;
+pub type mw_eval_ref_base = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct mw_eval_options {
@@ -1434,6 +1437,7 @@ pub struct mw_eval_options {
         ),
     >,
     pub progress_user_data: *mut ::std::os::raw::c_void,
+    pub ref_base: u32,
 }
 #[test]
 fn bindgen_test_layout_mw_eval_options() {
@@ -1441,7 +1445,7 @@ fn bindgen_test_layout_mw_eval_options() {
     let ptr = UNINIT.as_ptr();
     assert_eq!(
         ::std::mem::size_of::<mw_eval_options>(),
-        32usize,
+        40usize,
         "Size of mw_eval_options",
     );
     assert_eq!(
@@ -1480,6 +1484,11 @@ fn bindgen_test_layout_mw_eval_options() {
         },
         24usize,
         "Offset of field: mw_eval_options::progress_user_data",
+    );
+    assert_eq!(
+        unsafe { ::std::ptr::addr_of!((*ptr).ref_base) as usize - ptr as usize },
+        32usize,
+        "Offset of field: mw_eval_options::ref_base",
     );
 }
 extern "C" {
