@@ -65,8 +65,8 @@ struct Wide<Q8_0Kernel> {
     }
 };
 
-// Activation side, prepared once per gemm call: per (token pair, block) the
-// two tokens' (d, s) patterns and lane corrections side by side, so each is
+// Activation side, prepared once per chunk of token pairs: per (token pair,
+// block) the two tokens' scales and lane corrections side by side, so each is
 // one 512-bit load in the tile loop.
 struct PairPrep {
     const float* d;    // 16 per (pair, block): token 2p's d x 8, then 2p + 1's
@@ -113,8 +113,8 @@ class PairPrepBuf {
     std::unique_ptr<int32_t[], Free> c_;
 };
 
-// R rows x P token pairs of a 32-element block type; a is token 2p's row of
-// the pair's first token, as bytes apart between tokens.
+// R rows x P token pairs of a 32-element block type: a is the first token's
+// activation row, as the bytes between tokens; p0 the first pair's index in prep.
 template <class K, int R, int P>
 inline void tile32_pairs(size_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, const PairPrep& prep,
                          size_t p0, float* y, size_t ys, size_t pf_ahead) {
