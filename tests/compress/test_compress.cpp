@@ -11,6 +11,7 @@
 #include "tools/calibrate/calibration.h"
 #include "tools/calibrate/f32_forward.h"
 #include "tools/prune/prune.h"
+#include "tools/quantize/mixed_plan.h"
 #include "tools/quantize/quantize.h"
 
 #include "model/reference_forward.h"
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <set>
 #include <string>
@@ -186,6 +188,30 @@ void test_forward_matches_reference(void**) {
     }
     printf("max |logit difference| %.3g\n", max_diff);
     assert_true(max_diff < 1e-3);
+    // Resuming at any layer from the recorded residual stream gives the same
+    // logits bit for bit (what the sensitivity measurements rely on) ...
+    compress::F32Forward::LayerInputs inputs;
+    std::vector<float> again, resumed;
+    fwd.forward(toks.data(), (int64_t)toks.size(), nullptr, &again, &inputs);
+    assert_int_equal(inputs.size(), m->config().n_layer + 1);
+    assert_memory_equal(again.data(), logits.data(), logits.size() * sizeof(float));
+    for (int l = 0; l <= m->config().n_layer; l++) {
+        fwd.forward_from(l, inputs[(size_t)l], (int64_t)toks.size(), &resumed);
+        assert_memory_equal(resumed.data(), logits.data(), logits.size() * sizeof(float));
+    }
+    // ... and sees a change to that layer's weights like a whole forward does.
+    std::vector<float>& wq = *fwd.tensor("blk.3.attn_q.weight");
+    const std::vector<float> wq_orig = wq;
+    for (float& x : wq) x *= 1.5f;
+    fwd.forward(toks.data(), (int64_t)toks.size(), nullptr, &again);
+    fwd.forward_from(3, inputs[3], (int64_t)toks.size(), &resumed);
+    assert_memory_equal(resumed.data(), again.data(), again.size() * sizeof(float));
+    assert_true(std::memcmp(again.data(), logits.data(), logits.size() * sizeof(float)) != 0);
+    wq = wq_orig;
+    assert_int_equal(compress::first_layer_of("blk.3.attn_q.weight", 5), 3);
+    assert_int_equal(compress::first_layer_of("output.weight", 5), 5);
+    assert_int_equal(compress::first_layer_of("token_embd.weight", 5), -1);
+    assert_int_equal(compress::first_layer_of("blk.7.attn_q.weight", 5), -1);
     // Calibration statistics: one importance per input column, all finite and >= 0.
     const auto windows = compress::calibration_windows(*m, "Once upon a time there was a little dog.", 0, 0);
     const compress::CalibStats s = compress::calibrate(fwd, windows, nullptr);

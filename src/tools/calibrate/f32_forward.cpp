@@ -122,83 +122,105 @@ void F32Forward::rope(float* v, int64_t T, int n_heads) const {
         }
 }
 
-void F32Forward::forward(const int32_t* tokens, int64_t T, const Hook& hook, std::vector<float>* logits) {
-    const int64_t E = c_.n_embd, hd = c_.head_dim;
-    std::vector<float> x((size_t)(T * E)), xb((size_t)(T * E));
+void F32Forward::forward(const int32_t* tokens, int64_t T, const Hook& hook, std::vector<float>* logits,
+                         LayerInputs* layer_inputs) {
+    const int64_t E = c_.n_embd;
+    std::vector<float> x((size_t)(T * E));
     for (int64_t t = 0; t < T; t++) {
         if (tokens[t] < 0 || tokens[t] >= c_.n_vocab) fail(MW_ERR_INVALID_ARGUMENT, "token id out of range");
         std::copy_n(token_embd_.data() + (size_t)tokens[t] * (size_t)E, E, x.data() + t * E);
     }
-    std::vector<float> q, k, v, att, tmp((size_t)(T * E)), g, u;
+    if (layer_inputs) layer_inputs->assign(1, x);
     for (int li = 0; li < c_.n_layer; li++) {
-        const LayerConfig& lc = c_.layers[(size_t)li];
-        Layer& l = layers_[(size_t)li];
-        if (lc.n_head > 0) {
-            const int64_t qd = (int64_t)lc.n_head * hd, kd = (int64_t)lc.n_head_kv * hd;
-            rmsnorm(x.data(), l.attn_norm, T, xb.data());
-            if (hook) hook(Site::AttnIn, li, xb.data(), T, E);
-            q.assign((size_t)(T * qd), 0.0f);
-            k.assign((size_t)(T * kd), 0.0f);
-            v.assign((size_t)(T * kd), 0.0f);
-            matmul(xb.data(), T, l.wq, E, qd, q.data());
-            matmul(xb.data(), T, l.wk, E, kd, k.data());
-            matmul(xb.data(), T, l.wv, E, kd, v.data());
-            if (!l.bq.empty())
-                for (int64_t t = 0; t < T; t++) {
-                    for (int64_t i = 0; i < qd; i++) q[(size_t)(t * qd + i)] += l.bq[(size_t)i];
-                    for (int64_t i = 0; i < kd; i++) {
-                        k[(size_t)(t * kd + i)] += l.bk[(size_t)i];
-                        v[(size_t)(t * kd + i)] += l.bv[(size_t)i];
-                    }
-                }
-            rope(q.data(), T, lc.n_head);
-            rope(k.data(), T, lc.n_head_kv);
-            att.assign((size_t)(T * qd), 0.0f);
-            const int group = lc.n_head / lc.n_head_kv;
-            const float scale = 1.0f / std::sqrt((float)hd);
-            parallel_for(lc.n_head, n_threads_, [&](int64_t h0, int64_t h1) {
-                std::vector<float> s((size_t)T);
-                for (int64_t h = h0; h < h1; h++) {
-                    const int64_t kh = h / group;
-                    for (int64_t t = 0; t < T; t++) {
-                        const float* qt = q.data() + t * qd + h * hd;
-                        float mx = -1e30f;
-                        for (int64_t p = 0; p <= t; p++) {
-                            const float* kp = k.data() + p * kd + kh * hd;
-                            float d = 0;
-                            for (int64_t i = 0; i < hd; i++) d += qt[i] * kp[i];
-                            s[(size_t)p] = d * scale;
-                            mx = std::max(mx, s[(size_t)p]);
-                        }
-                        double sum = 0;
-                        for (int64_t p = 0; p <= t; p++) { s[(size_t)p] = std::exp(s[(size_t)p] - mx); sum += s[(size_t)p]; }
-                        float* out = att.data() + t * qd + h * hd;
-                        for (int64_t p = 0; p <= t; p++) {
-                            const float a = (float)(s[(size_t)p] / sum);
-                            const float* vp = v.data() + p * kd + kh * hd;
-                            for (int64_t i = 0; i < hd; i++) out[i] += a * vp[i];
-                        }
-                    }
-                }
-            });
-            if (hook) hook(Site::AttnOut, li, att.data(), T, qd);
-            matmul(att.data(), T, l.wo, qd, E, tmp.data());
-            for (size_t i = 0; i < x.size(); i++) x[i] += tmp[i];
-        }
-        if (lc.n_ff > 0) {
-            const int64_t F = lc.n_ff;
-            rmsnorm(x.data(), l.ffn_norm, T, xb.data());
-            if (hook) hook(Site::FfnIn, li, xb.data(), T, E);
-            g.assign((size_t)(T * F), 0.0f);
-            u.assign((size_t)(T * F), 0.0f);
-            matmul(xb.data(), T, l.gate, E, F, g.data());
-            matmul(xb.data(), T, l.up, E, F, u.data());
-            for (size_t i = 0; i < g.size(); i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-            if (hook) hook(Site::FfnHidden, li, g.data(), T, F);
-            matmul(g.data(), T, l.down, F, E, tmp.data());
-            for (size_t i = 0; i < x.size(); i++) x[i] += tmp[i];
-        }
+        layer(li, x, T, hook);
+        if (layer_inputs) layer_inputs->push_back(x);
     }
+    head(x, T, hook, logits);
+}
+
+void F32Forward::forward_from(int first, const std::vector<float>& layer_input, int64_t T, std::vector<float>* logits) {
+    if (first < 0 || first > c_.n_layer || (int64_t)layer_input.size() != T * c_.n_embd)
+        fail(MW_ERR_INTERNAL, "forward_from: no residual stream of that shape at layer " + std::to_string(first));
+    std::vector<float> x = layer_input;
+    for (int li = first; li < c_.n_layer; li++) layer(li, x, T, nullptr);
+    head(x, T, nullptr, logits);
+}
+
+void F32Forward::layer(int li, std::vector<float>& x, int64_t T, const Hook& hook) {
+    const int64_t E = c_.n_embd, hd = c_.head_dim;
+    std::vector<float> xb((size_t)(T * E)), q, k, v, att, tmp((size_t)(T * E)), g, u;
+    const LayerConfig& lc = c_.layers[(size_t)li];
+    Layer& l = layers_[(size_t)li];
+    if (lc.n_head > 0) {
+        const int64_t qd = (int64_t)lc.n_head * hd, kd = (int64_t)lc.n_head_kv * hd;
+        rmsnorm(x.data(), l.attn_norm, T, xb.data());
+        if (hook) hook(Site::AttnIn, li, xb.data(), T, E);
+        q.assign((size_t)(T * qd), 0.0f);
+        k.assign((size_t)(T * kd), 0.0f);
+        v.assign((size_t)(T * kd), 0.0f);
+        matmul(xb.data(), T, l.wq, E, qd, q.data());
+        matmul(xb.data(), T, l.wk, E, kd, k.data());
+        matmul(xb.data(), T, l.wv, E, kd, v.data());
+        if (!l.bq.empty())
+            for (int64_t t = 0; t < T; t++) {
+                for (int64_t i = 0; i < qd; i++) q[(size_t)(t * qd + i)] += l.bq[(size_t)i];
+                for (int64_t i = 0; i < kd; i++) {
+                    k[(size_t)(t * kd + i)] += l.bk[(size_t)i];
+                    v[(size_t)(t * kd + i)] += l.bv[(size_t)i];
+                }
+            }
+        rope(q.data(), T, lc.n_head);
+        rope(k.data(), T, lc.n_head_kv);
+        att.assign((size_t)(T * qd), 0.0f);
+        const int group = lc.n_head / lc.n_head_kv;
+        const float scale = 1.0f / std::sqrt((float)hd);
+        parallel_for(lc.n_head, n_threads_, [&](int64_t h0, int64_t h1) {
+            std::vector<float> s((size_t)T);
+            for (int64_t h = h0; h < h1; h++) {
+                const int64_t kh = h / group;
+                for (int64_t t = 0; t < T; t++) {
+                    const float* qt = q.data() + t * qd + h * hd;
+                    float mx = -1e30f;
+                    for (int64_t p = 0; p <= t; p++) {
+                        const float* kp = k.data() + p * kd + kh * hd;
+                        float d = 0;
+                        for (int64_t i = 0; i < hd; i++) d += qt[i] * kp[i];
+                        s[(size_t)p] = d * scale;
+                        mx = std::max(mx, s[(size_t)p]);
+                    }
+                    double sum = 0;
+                    for (int64_t p = 0; p <= t; p++) { s[(size_t)p] = std::exp(s[(size_t)p] - mx); sum += s[(size_t)p]; }
+                    float* out = att.data() + t * qd + h * hd;
+                    for (int64_t p = 0; p <= t; p++) {
+                        const float a = (float)(s[(size_t)p] / sum);
+                        const float* vp = v.data() + p * kd + kh * hd;
+                        for (int64_t i = 0; i < hd; i++) out[i] += a * vp[i];
+                    }
+                }
+            }
+        });
+        if (hook) hook(Site::AttnOut, li, att.data(), T, qd);
+        matmul(att.data(), T, l.wo, qd, E, tmp.data());
+        for (size_t i = 0; i < x.size(); i++) x[i] += tmp[i];
+    }
+    if (lc.n_ff > 0) {
+        const int64_t F = lc.n_ff;
+        rmsnorm(x.data(), l.ffn_norm, T, xb.data());
+        if (hook) hook(Site::FfnIn, li, xb.data(), T, E);
+        g.assign((size_t)(T * F), 0.0f);
+        u.assign((size_t)(T * F), 0.0f);
+        matmul(xb.data(), T, l.gate, E, F, g.data());
+        matmul(xb.data(), T, l.up, E, F, u.data());
+        for (size_t i = 0; i < g.size(); i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        if (hook) hook(Site::FfnHidden, li, g.data(), T, F);
+        matmul(g.data(), T, l.down, F, E, tmp.data());
+        for (size_t i = 0; i < x.size(); i++) x[i] += tmp[i];
+    }
+}
+
+void F32Forward::head(const std::vector<float>& x, int64_t T, const Hook& hook, std::vector<float>* logits) {
+    const int64_t E = c_.n_embd;
+    std::vector<float> xb((size_t)(T * E));
     rmsnorm(x.data(), output_norm_, T, xb.data());
     if (hook) hook(Site::OutputIn, -1, xb.data(), T, E);
     if (logits) {

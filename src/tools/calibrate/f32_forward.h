@@ -50,9 +50,22 @@ public:
 
     using Hook = std::function<void(Site site, int layer, const float* x, int64_t n_tokens, int64_t width)>;
 
+    // The residual stream (n_tokens x n_embd) at the input of layer 0 .. n_layer-1
+    // and after the last layer: n_layer + 1 entries.
+    using LayerInputs = std::vector<std::vector<float>>;
+
     // One window of tokens from an empty cache. Calls hook (if set) at every
-    // Site; writes n_tokens x n_vocab logits when logits is not null.
-    void forward(const int32_t* tokens, int64_t n_tokens, const Hook& hook, std::vector<float>* logits);
+    // Site; writes n_tokens x n_vocab logits when logits is not null, and the
+    // residual stream at every layer input when layer_inputs is not null.
+    void forward(const int32_t* tokens, int64_t n_tokens, const Hook& hook, std::vector<float>* logits,
+                 LayerInputs* layer_inputs = nullptr);
+
+    // The same window resumed at layer `layer` (0 .. n_layer) from its residual
+    // stream there (entry `layer` of a forward's layer_inputs): bit-identical to
+    // a whole forward when nothing before that layer has changed since. Lets a
+    // change to one layer's weights be measured without recomputing the layers
+    // before it.
+    void forward_from(int layer, const std::vector<float>& layer_input, int64_t n_tokens, std::vector<float>* logits);
 
     // y (T x n_out) = x (T x n_in) . W^T, W given as n_out rows of n_in.
     void matmul(const float* x, int64_t T, const std::vector<float>& w, int64_t n_in, int64_t n_out, float* y) const;
@@ -64,6 +77,8 @@ private:
     std::vector<float> load(const Weight& w, const std::string& name);
     void rmsnorm(const float* x, const std::vector<float>& g, int64_t T, float* out) const;
     void rope(float* v, int64_t T, int n_heads) const;
+    void layer(int li, std::vector<float>& x, int64_t T, const Hook& hook);  // x += layer li's attention and FFN
+    void head(const std::vector<float>& x, int64_t T, const Hook& hook, std::vector<float>* logits);
 
     const Model& m_;
     ModelConfig c_;

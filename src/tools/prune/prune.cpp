@@ -76,6 +76,7 @@ std::vector<int32_t> allocate(const std::vector<std::vector<float>>& scores, dou
 // under the total the fraction allows.
 std::vector<int32_t> allocate_measured(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
                                        const std::vector<std::vector<float>>& ref,
+                                       const std::vector<F32Forward::LayerInputs>& layer_inputs,
                                        const std::vector<std::vector<float>>& scores, double fraction, int32_t step,
                                        bool ffn, const std::function<void(const std::string&)>& log) {
     const ModelConfig& c = fwd.config();
@@ -107,7 +108,7 @@ std::vector<int32_t> allocate_measured(F32Forward& fwd, const std::vector<std::v
                 else
                     for (int64_t r = 0; r < E; r++) std::fill_n(w.begin() + r * n_in + u * gw, gw, 0.0f);
             }
-            const double kl = k == n ? 0.0 : window_kl(fwd, windows, ref);
+            const double kl = k == n ? 0.0 : window_kl(fwd, windows, ref, &layer_inputs, (int)l);  // resumes at layer l
             p.cands.push_back({gguf::TensorType::F32, (uint64_t)k, kl});
         }
         w = orig;
@@ -239,9 +240,10 @@ PruneReport prune_model(const std::string& in_path, const std::string& out_path,
     });
     if (opts.per_layer && !opts.random) {
         const auto windows = calibration_windows(*model, calib_text, opts.n_ctx, opts.sens_tokens);
-        const auto ref = window_logits(*fwd, windows);
-        if (opts.ffn_keep < 1.0) ff_keep = allocate_measured(*fwd, windows, ref, ffn_score, opts.ffn_keep, opts.round, true, log);
-        if (opts.heads_keep < 1.0) g_keep = allocate_measured(*fwd, windows, ref, group_score, opts.heads_keep, 1, false, log);
+        std::vector<F32Forward::LayerInputs> layer_inputs;
+        const auto ref = window_logits(*fwd, windows, &layer_inputs);
+        if (opts.ffn_keep < 1.0) ff_keep = allocate_measured(*fwd, windows, ref, layer_inputs, ffn_score, opts.ffn_keep, opts.round, true, log);
+        if (opts.heads_keep < 1.0) g_keep = allocate_measured(*fwd, windows, ref, layer_inputs, group_score, opts.heads_keep, 1, false, log);
     }
 
     gguf::Writer w(f.alignment());

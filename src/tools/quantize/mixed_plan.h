@@ -83,11 +83,20 @@ PlanChoice choose_plan_measured(const std::vector<Plan>& plans, size_t n_measure
 // the better of the importance-weighted and round-to-nearest encoders).
 void keep_best_variants(std::vector<PlanTensor>& tensors);
 
-// Logits of every window (the reference a modified model is compared with).
-std::vector<std::vector<float>> window_logits(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows);
-// Mean KL(ref || current fwd) per position over the windows, nats.
+// Logits of every window (the reference a modified model is compared with);
+// with layer_inputs, also each window's residual stream at every layer input.
+std::vector<std::vector<float>> window_logits(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
+                                              std::vector<F32Forward::LayerInputs>* layer_inputs = nullptr);
+// Mean KL(ref || current fwd) per position over the windows, nats. With
+// layer_inputs (from window_logits) and first_layer >= 0, each window resumes
+// at that layer: valid when only weights of that layer or later have changed.
 double window_kl(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
-                 const std::vector<std::vector<float>>& ref);
+                 const std::vector<std::vector<float>>& ref,
+                 const std::vector<F32Forward::LayerInputs>* layer_inputs = nullptr, int first_layer = -1);
+
+// The first layer a weight feeds: N for "blk.N.*", n_layer for output.weight,
+// -1 (the whole forward) for token_embd and anything else.
+int first_layer_of(const std::string& name, int n_layer);
 
 // Fills cands[i].loss of every tensor. quantize_dequant(name, cand, data) must
 // replace data (the tensor's F32 copy) by its quantized-then-dequantized value.
