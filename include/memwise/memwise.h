@@ -742,8 +742,9 @@ typedef struct mw_quantize_options {
     uint32_t sens_tokens;       /* mixed precision: tokens the sensitivity is measured on; default 512 */
     uint32_t n_threads;         /* 0 = hardware threads */
     /* Optional, called on the calling thread: progress(done, total) per
-       tensor (per measurement in mixed precision), and log(line) with one
-       NUL-terminated line per tensor, fallback and warning. */
+       tensor written, or in mixed precision per tensor whose sensitivity is
+       measured (the slow part), and log(line) with one NUL-terminated line per tensor,
+       sensitivity measurement, fallback and warning. */
     void (*progress)(void* user_data, uint64_t done, uint64_t total);
     void (*log)(void* user_data, const char* line);
     void* user_data;

@@ -318,14 +318,13 @@ int first_layer_of(const std::string& name, int n_layer) {
 void measure_sensitivity(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
                          std::vector<PlanTensor>& tensors,
                          const std::function<void(const std::string&, const Candidate&, std::vector<float>&)>& quantize_dequant,
-                         const std::function<void(int64_t, int64_t)>& progress) {
+                         const std::function<void(const PlanTensor&, size_t)>& tensor_done) {
     // Each tensor's forwards resume at its layer from the reference's residual
     // stream there (bit-identical to whole forwards, about half the work).
     std::vector<F32Forward::LayerInputs> layer_inputs;
     const std::vector<std::vector<float>> ref = window_logits(fwd, windows, &layer_inputs);
-    int64_t total = 0, done = 0;
-    for (const auto& t : tensors) total += (int64_t)t.cands.size();
-    for (auto& t : tensors) {
+    for (size_t i = 0; i < tensors.size(); i++) {
+        PlanTensor& t = tensors[i];
         std::vector<float>* data = fwd.tensor(t.name);
         if (!data) fail(MW_ERR_INTERNAL, "no F32 copy of tensor '" + t.name + "'");
         const std::vector<float> original = *data;
@@ -334,8 +333,8 @@ void measure_sensitivity(F32Forward& fwd, const std::vector<std::vector<int32_t>
             quantize_dequant(t.name, c, *data);
             c.loss = window_kl(fwd, windows, ref, &layer_inputs, first_layer);
             *data = original;
-            if (progress) progress(++done, total);
         }
+        if (tensor_done) tensor_done(t, i);
     }
 }
 

@@ -99,10 +99,11 @@ double window_kl(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windo
 int first_layer_of(const std::string& name, int n_layer);
 
 // Fills cands[i].loss of every tensor. quantize_dequant(name, cand, data) must
-// replace data (the tensor's F32 copy) by its quantized-then-dequantized value.
+// replace data (the tensor's F32 copy) by its quantized-then-dequantized value;
+// tensor_done(tensor, i) (optional) is called as each tensor's losses are known.
 void measure_sensitivity(F32Forward& fwd, const std::vector<std::vector<int32_t>>& windows,
                          std::vector<PlanTensor>& tensors,
                          const std::function<void(const std::string&, const Candidate&, std::vector<float>&)>& quantize_dequant,
-                         const std::function<void(int64_t, int64_t)>& progress);
+                         const std::function<void(const PlanTensor&, size_t)>& tensor_done);
 
 }  // namespace mw::compress

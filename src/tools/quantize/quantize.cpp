@@ -239,16 +239,19 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
             for (uint64_t r = 0; r < data.size() / n_in; r++)
                 quant::dequantize_row(c.type, q.data() + r * rb, data.data() + r * n_in, n_in);
         };
-        measure_sensitivity(*fwd, sens_windows, plan, qdq, opts.progress);
-        for (const auto& p : plan) {
-            std::string line = "sensitivity " + p.name + ":";
+        // One line per tensor as it is measured: on a real model this is the
+        // slow part (minutes), so the lines are the progress report.
+        auto tensor_done = [&](const PlanTensor& p, size_t i) {
+            std::string line = "sensitivity [" + std::to_string(i + 1) + "/" + std::to_string(plan.size()) + "] " + p.name + ":";
             for (const auto& c : p.cands) {
                 char v[64];
                 snprintf(v, sizeof v, " %s%s %.3g", info(c.type).name, c.weighted ? "" : "-RTN", c.loss);
                 line += v;
             }
             log(line);
-        }
+            if (opts.progress) opts.progress(i + 1, plan.size());
+        };
+        measure_sensitivity(*fwd, sens_windows, plan, qdq, tensor_done);
         keep_best_variants(plan);
         const std::vector<Plan> plans = candidate_plans(plan, budget);
         // Plans are measured on the calibration tokens that FOLLOW the
