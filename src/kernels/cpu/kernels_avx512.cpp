@@ -1,7 +1,8 @@
 // AVX-512 (F/BW/VL/DQ) + VNNI kernel table. The quantized types use the 256-bit
 // kernels of kernels_x86.h compiled here with vpdpbusd: they reproduce llama.cpp's
 // x86 arithmetic lane for lane, so this level gives the same bits as AVX2 and
-// scalar. The float types get 512-bit kernels.
+// scalar. The float types get 512-bit kernels; F32 and F16 follow llama.cpp's
+// AVX-512 orders for them (GgmlFloatTile), BF16 does not.
 //
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own
 // _mm512_undefined_*() placeholders (GCC PR 105593); nothing here is uninitialized.
