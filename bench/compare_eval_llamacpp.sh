@@ -12,6 +12,7 @@
 # log-probabilities (its default) and with --kl-base-rounding llama, which
 # stores them as llama-perplexity stores its base (16-bit steps, tokens below
 # -16 nats left out of KL); the second column compares number for number.
+# LLAMA_FA: llama-perplexity's --flash-attn (default off, see below).
 # KEEP_TMP=1 keeps the logs and JSON in the temporary directory (under $TMPDIR).
 # llama-perplexity's base run sometimes exits without printing its last
 # chunk and "Final estimate" (seen with --kl-divergence-base here): its
@@ -26,7 +27,11 @@ export LD_LIBRARY_PATH="$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mw-eval-cmp.XXXXXX")
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 # -nr: no weight repacking (the repacked Q4_0 path crashes on this machine).
-LC="-c $CTX -b $CTX -t 2 -nr"
+# -fa off: memwise computes attention as llama.cpp's non-flash CPU path does
+# (bit for bit on stories260K); llama-perplexity's default (auto) turns on its
+# CPU flash attention, whose other arithmetic moves the figures a little
+# (docs/COMPRESSION.md). LLAMA_FA=auto (or on) runs llama.cpp that way.
+LC="-c $CTX -b $CTX -t 2 -nr -fa ${LLAMA_FA:-off}"
 MWC="--ctx $CTX -t 2"
 if [ "$CHUNKS" -gt 0 ]; then LC="$LC --chunks $CHUNKS"; MWC="$MWC --chunks $CHUNKS"; fi
 

@@ -3,6 +3,7 @@
 //    follow llama.cpp's summation orders; the teacher-forced model test checks
 //    those orders against llama.cpp itself);
 //  - ggml's expf is within a few ulp of exp, flushes to 0 far below;
+//  - silu_mul takes the C library's expf for the last n % 16 elements;
 //  - attention_head agrees with a double-precision softmax attention, for
 //    both kernel orders (batched / single token) and both cache types.
 #include "base/half.h"
@@ -161,6 +162,33 @@ void test_expf_accuracy(void**) {
     }
 }
 
+// swiglu as llama.cpp's AVX-512 build: ggml's expf on whole 16-lane vectors,
+// the C library's expf (ggml_silu_f32) on the last n % 16 elements.
+void test_silu_mul_tail_uses_libm(void**) {
+    size_t head_differs = 0;
+    for (int n : {5, 16, 23, 172}) {
+        const std::vector<float> g = randoms((size_t)n, -12, 12, 30u + n), u = randoms((size_t)n, -3, 3, 31u + n);
+        std::vector<const VectorOps*> impls = {&vector_ops_scalar()};
+        if (best_isa() >= IsaLevel::Avx2 && vector_ops_avx2()) impls.push_back(vector_ops_avx2());
+        for (const VectorOps* ops : impls) {
+            std::vector<float> y = g;
+            ops->silu_mul(y.data(), u.data(), n);
+            const int n16 = n - n % 16;
+            for (int i = n16; i < n; i++) {
+                const float want = g[(size_t)i] / (1.0f + std::exp(-g[(size_t)i])) * u[(size_t)i];
+                assert_true(std::memcmp(&want, &y[(size_t)i], 4) == 0);
+            }
+            for (int i = 0; i < n16; i++) {
+                const float libm = g[(size_t)i] / (1.0f + std::exp(-g[(size_t)i])) * u[(size_t)i];
+                head_differs += std::memcmp(&libm, &y[(size_t)i], 4) != 0;
+            }
+        }
+    }
+    // The two expfs differ often enough that the split above is observable.
+    printf("ggml's expf and libm's give different silu bits in %zu head elements\n", head_differs);
+    assert_true(head_differs > 0);
+}
+
 void test_attention_head_vs_double(void**) {
     const int hd = 64;
     for (bool f16 : {true, false}) {
@@ -267,6 +295,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_avx2_matches_scalar),
         cmocka_unit_test(test_expf_accuracy),
+        cmocka_unit_test(test_silu_mul_tail_uses_libm),
         cmocka_unit_test(test_attention_head_vs_double),
         cmocka_unit_test(test_attention_group_matches_heads),
     };

@@ -6,7 +6,9 @@
 //  - the result is the documented order, checked against an independent
 //    emulation written here for Q8_0 and Q4_1 (the decode-critical types);
 // and the data is such that another summation order would change the bits
-// (checked, so the equalities above have teeth).
+// (checked, so the equalities above have teeth). F32 and F16 weights at
+// AVX-512 follow llama.cpp's orders for them (tiled when n % 16 == 0, its dot
+// product's otherwise), checked against an emulation written here.
 #include "base/half.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/kernels.h"
@@ -293,6 +295,100 @@ void test_documented_order(void** state) {
     assert_true(differs_from_ref * 4 > total);
 }
 
+// ---- F32 and F16 weights at AVX-512: llama.cpp's orders ----
+
+// _mm512_reduce_add_ps: lanes i + 8, then i + 4, then (0 + 2) + (1 + 3).
+float reduce16(const float* v) {
+    float s8[8], s4[4];
+    for (int i = 0; i < 8; i++) s8[i] = v[i] + v[i + 8];
+    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+// n % 16 == 0: tinyBLAS's (one 16-lane fma accumulator); otherwise
+// ggml_vec_dot_f32/f16's: four 16-lane accumulators over steps of 64, added
+// (0 + 2) + (1 + 3), reduced, then the last n % 64 products one at a time
+// (F16: in double; F32: in float, product rounded before the add).
+float spec_float_dot(bool f16, size_t n, const float* w, const float* a) {
+    if (n % 16 == 0) {
+        float acc[16] = {};
+        for (size_t i = 0; i < n; i++) acc[i % 16] = std::fma(w[i], a[i], acc[i % 16]);
+        return reduce16(acc);
+    }
+    float acc[4][16] = {};
+    const size_t np = n - n % 64;
+    for (size_t i = 0; i < np; i++) acc[(i % 64) / 16][i % 16] = std::fma(w[i], a[i], acc[(i % 64) / 16][i % 16]);
+    float lanes[16];
+    for (int l = 0; l < 16; l++) lanes[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    const float head = reduce16(lanes);
+    if (f16) {
+        double s = head;
+        for (size_t i = np; i < n; i++) s += (double)(w[i] * a[i]);
+        return (float)s;
+    }
+    float s = head;
+    for (size_t i = np; i < n; i++) {
+        volatile float p = w[i] * a[i];
+        s += p;
+    }
+    return s;
+}
+
+void test_float_llama_order(void** state) {
+    (void)state;
+    if ((int)best_isa() < (int)IsaLevel::Avx512) {
+        printf("SKIP: no AVX-512 on this CPU (the orders checked are its kernels')\n");
+        skip();
+    }
+    const KernelTable& kt = kernels_for(IsaLevel::Avx512);
+    size_t differs_from_tiled = 0, total_untiled = 0;
+    for (TensorType t : {TensorType::F32, TensorType::F16}) {
+        const bool f16 = t == TensorType::F16;
+        for (size_t n : {(size_t)7, (size_t)40, (size_t)100, (size_t)172, (size_t)200, (size_t)16, (size_t)64,
+                         (size_t)176}) {
+            const size_t nrows = 9, ntok = 6;
+            Matrix m;
+            m.type = m.act_type = t;
+            m.n = n, m.nrows = nrows, m.ntok = ntok;
+            m.w_row = row_bytes_of(t, n), m.a_row = row_bytes_of(t, n);
+            m.w.resize(m.w_row * nrows);
+            m.a.resize(m.a_row * ntok);
+            std::mt19937 rng(7 + (uint32_t)n + 1000 * f16);
+            std::normal_distribution<float> dist(0.0f, 1.0f);
+            std::vector<float> wf(n * nrows), af(n * ntok), x(n);
+            for (size_t r = 0; r < nrows; r++) {
+                for (float& v : x) v = 0.05f * dist(rng);
+                quant::quantize_row(t, x.data(), m.w.data() + r * m.w_row, n);
+                quant::dequantize_row(t, m.w.data() + r * m.w_row, wf.data() + r * n, n);
+            }
+            for (size_t tk = 0; tk < ntok; tk++) {
+                for (size_t i = 0; i < n; i++) x[i] = dist(rng) * (i % 61 == 0 ? 8.0f : 1.0f);
+                kt.quantize_act[(uint32_t)t](x.data(), m.a.data() + tk * m.a_row, n);
+                quant::dequantize_row(t, m.a.data() + tk * m.a_row, af.data() + tk * n, n);
+            }
+            std::vector<float> want(ntok * nrows);
+            for (size_t tk = 0; tk < ntok; tk++)
+                for (size_t r = 0; r < nrows; r++) {
+                    const float* w = wf.data() + r * n;
+                    const float* a = af.data() + tk * n;
+                    want[tk * nrows + r] = spec_float_dot(f16, n, w, a);
+                    if (n % 16 != 0) {
+                        float acc[16] = {};
+                        for (size_t i = 0; i < n; i++) acc[i % 16] = std::fma(w[i], a[i], acc[i % 16]);
+                        differs_from_tiled += bits(reduce16(acc)) != bits(want[tk * nrows + r]);
+                        total_untiled++;
+                    }
+                }
+            expect_same_bits(want, by_vec_dot(kt, m), m, "vec_dot", "avx512");
+            expect_same_bits(want, by_gemv(kt, m), m, "gemv", "avx512");
+            expect_same_bits(want, by_gemm(kt, m), m, "gemm", "avx512");
+        }
+    }
+    printf("ggml_vec_dot's order differs from the tiled one in %zu of %zu dot products\n", differs_from_tiled,
+           total_untiled);
+    assert_true(differs_from_tiled * 4 > total_untiled);
+}
+
 }  // namespace
 
 int main(void) {
@@ -300,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_levels_bit_identical),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_documented_order),
+        cmocka_unit_test(test_float_llama_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

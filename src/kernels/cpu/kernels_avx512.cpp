@@ -1,7 +1,8 @@
 // AVX-512 (F/BW/VL/DQ) + VNNI kernel table. The quantized types use the 256-bit
 // kernels of kernels_x86.h compiled here with vpdpbusd: they reproduce llama.cpp's
 // x86 arithmetic lane for lane, so this level gives the same bits as AVX2 and
-// scalar. The float types get 512-bit kernels.
+// scalar. The float types get 512-bit kernels; F32 and F16 follow llama.cpp's
+// AVX-512 orders for them (GgmlFloatTile), BF16 does not.
 //
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own
 // _mm512_undefined_*() placeholders (GCC PR 105593); nothing here is uninitialized.
@@ -24,12 +25,14 @@ namespace {
 struct F32Load512 {
     static constexpr size_t kBytes = 4;
     static __m512 load(const uint8_t* p, size_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, (const float*)p + i); }
+    static float load1(const uint8_t* p, size_t i) { return ((const float*)p)[i]; }
 };
 struct F16Load512 {
     static constexpr size_t kBytes = 2;
     static __m512 load(const uint8_t* p, size_t i, __mmask16 m) {
         return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t*)p + i));
     }
+    static float load1(const uint8_t* p, size_t i) { return f16(((const uint16_t*)p)[i]); }
 };
 struct BF16Load512 {
     static constexpr size_t kBytes = 2;
@@ -59,6 +62,34 @@ void float_tile512(size_t n, const uint8_t* w, size_t ws, const uint8_t* a, size
         for (int r = 0; r < R; r++) y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
+// One dot product in the order of ggml_vec_dot_f32 / ggml_vec_dot_f16
+// (AVX-512), which llama.cpp uses for F32 and F16 weights when its tiled GEMM
+// (float_tile512's order) does not apply, as for rows of n % 16 != 0: four
+// 16-lane accumulators over steps of 64, added (0 + 2) + (1 + 3) and reduced,
+// then the last n % 64 products one by one: in double for F16 (products of
+// two halves are exact), in float for F32, never fused.
+template <class L, bool kDoubleTail>
+float dot_ggml_order(size_t n, const uint8_t* w, const uint8_t* a) {
+    const size_t np = n - n % 64;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; j++)
+            acc[j] = _mm512_fmadd_ps(L::load(w, i + 16 * j, 0xffff), L::load(a, i + 16 * j, 0xffff), acc[j]);
+    const float head = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
+    if (kDoubleTail) {
+        double sum = head;
+        for (size_t i = np; i < n; i++) sum += (double)(L::load1(w, i) * L::load1(a, i));
+        return (float)sum;
+    }
+    float sum = head;
+    for (size_t i = np; i < n; i++) {
+        float p = L::load1(w, i) * L::load1(a, i);
+        __asm__("" : "+x"(p));  // keeps the compiler from fusing the product into the sum
+        sum += p;
+    }
+    return sum;
+}
+
 // BF16 with AVX512-BF16: vdpbf16ps multiplies 32 pairs exactly and adds them in F32.
 template <int R, int T>
 __attribute__((target("avx512bf16"))) void bf16_tile_dp(size_t n, const uint8_t* w, size_t ws, const uint8_t* a,
@@ -86,6 +117,17 @@ struct FloatTile {
     template <int R, int T>
     static void run(size_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, size_t ys) {
         float_tile512<L, R, T>(n, w, ws, a, as, y, ys);
+    }
+};
+// F32 and F16: llama.cpp's tiled order when n % 16 == 0, else its dot
+// product's (dot_ggml_order), one (row, token) at a time.
+template <class L, bool kDoubleTail>
+struct GgmlFloatTile {
+    template <int R, int T>
+    static void run(size_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, size_t ys) {
+        if (n % 16 == 0) return float_tile512<L, R, T>(n, w, ws, a, as, y, ys);
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < R; r++) y[t * ys + r] = dot_ggml_order<L, kDoubleTail>(n, w + r * ws, a + t * as);
     }
 };
 struct BF16DpTile {
@@ -152,8 +194,8 @@ void set_float512(KernelTable& t, TensorType type) {
 }  // namespace
 
 void fill_avx512(KernelTable& t) {
-    set_float512<FloatTile<F32Load512>>(t, TensorType::F32);
-    set_float512<FloatTile<F16Load512>>(t, TensorType::F16);
+    set_float512<GgmlFloatTile<F32Load512, false>>(t, TensorType::F32);
+    set_float512<GgmlFloatTile<F16Load512, true>>(t, TensorType::F16);
     if (cpu_features().avx512bf16)
         set_float512<BF16DpTile>(t, TensorType::BF16);
     else

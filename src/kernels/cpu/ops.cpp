@@ -28,6 +28,14 @@ float ggml_expf(float x) {
     return std::ldexp(j, (int)n);
 }
 
+}  // namespace
+
+// ggml_silu_f32: the C library's expf, which ggml's swiglu uses past the last
+// whole 16-lane vector.
+float silu_libm(float x) { return x / (1.0f + std::exp(-x)); }
+
+namespace {
+
 // Lane additions of _mm512_reduce_add_ps: i + 8, i + 4, i + 2, i + 1.
 float reduce16(const float* a) {
     float s8[8], s4[4];
@@ -39,7 +47,9 @@ float reduce16(const float* a) {
 // ---- scalar references of the element-wise ops with AVX2 versions
 
 void silu_mul_ref(float* g, const float* u, int n) {
-    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + ggml_expf(-g[i])) * u[i];
+    const int n16 = n - n % 16;
+    for (int i = 0; i < n16; i++) g[i] = g[i] / (1.0f + ggml_expf(-g[i])) * u[i];
+    for (int i = n16; i < n; i++) g[i] = silu_libm(g[i]) * u[i];
 }
 
 void rope_ref(float* x, int n_heads, int head_dim, int n_rot, const float* cos_t, const float* sin_t, bool neox) {

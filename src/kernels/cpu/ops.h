@@ -11,9 +11,12 @@ namespace mw::cpu {
 // out = x / rms(x) * w   (n elements; as llama.cpp: squares in float, summed in
 // double; scale = 1 / sqrtf(mean + eps) in float; (x * scale) * w)
 void rmsnorm(const float* x, const float* w, float* out, int n, float eps);
-// g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)) with ggml's expf
-// (AttentionRowOps::exp_sum), as llama.cpp's swiglu.
+// g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)), as llama.cpp's
+// AVX-512 swiglu: ggml's expf (AttentionRowOps::exp_sum) on whole 16-lane
+// vectors, the C library's expf (silu_libm) on the last n % 16 elements.
 void silu_mul(float* g, const float* u, int n);
+// x / (1 + expf(-x)) with the C library's expf (ggml_silu_f32).
+float silu_libm(float x);
 // x[i] += y[i]
 void add_inplace(float* x, const float* y, int n);
 // x[i] += b[i]

@@ -199,21 +199,18 @@ __m256 expf8(__m256 x) {
     return _mm256_blendv_ps(res, alt, big);
 }
 
-// g = silu(g) * u as ggml_vec_swiglu_f32: g / (1 + exp(0 - g)) * u.
+// g = silu(g) * u as ggml_vec_swiglu_f32 (AVX-512): g / (1 + exp(0 - g)) * u
+// with ggml's expf over whole 16-lane vectors, the last n % 16 with libm's.
 void silu_mul_rows(float* g, const float* u, int n) {
     const __m256 one = _mm256_set1_ps(1.0f);
+    const int n16 = n - n % 16;
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
+    for (; i < n16; i += 8) {
         const __m256 x = _mm256_loadu_ps(g + i);
         const __m256 e = expf8(_mm256_sub_ps(_mm256_setzero_ps(), x));
         _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
     }
-    if (i < n) {  // tail through a padded block, so every lane uses the same code
-        float xb[8] = {}, ub[8] = {};
-        for (int j = 0; i + j < n; j++) xb[j] = g[i + j], ub[j] = u[i + j];
-        silu_mul_rows(xb, ub, 8);
-        for (int j = 0; i + j < n; j++) g[i + j] = xb[j];
-    }
+    for (; i < n; i++) g[i] = silu_libm(g[i]) * u[i];
 }
 
 double exp_sum(float* x, int n, float max) {
