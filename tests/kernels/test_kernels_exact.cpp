@@ -1,4 +1,4 @@
-// Bit-exact kernels: for Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K every ISA level
+// Bit-exact kernels: for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K every ISA level
 // follows llama.cpp's x86 dot-product arithmetic lane for lane, so
 //  - scalar, AVX2 and AVX-512 give the same bits;
 //  - vec_dot, gemv and gemm give the same bits for a (row, token), whatever the
@@ -35,8 +35,8 @@ using gguf::TensorType;
 
 namespace {
 
-const TensorType kExact[] = {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1,
-                             TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+const TensorType kExact[] = {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                             TensorType::Q5_1, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
 
 const char* type_name(TensorType t) { return gguf::tensor_type_info((uint32_t)t)->name; }
 size_t row_bytes_of(TensorType t, size_t n) { return gguf::row_bytes(*gguf::tensor_type_info((uint32_t)t), n); }
@@ -80,6 +80,7 @@ uint32_t bits(float f) {
 std::vector<size_t> f16_fields(TensorType t) {
     switch (t) {
     case TensorType::Q4_1:
+    case TensorType::Q5_1:
     case TensorType::Q4_K:
     case TensorType::Q5_K: return {0, 2};
     case TensorType::Q6_K: return {208};

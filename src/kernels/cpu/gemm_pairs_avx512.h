@@ -1,4 +1,4 @@
-// Prefill gemm for the 32-element block types (Q8_0, Q4_0, Q4_1) on AVX-512
+// Prefill gemm for the 32-element block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) on AVX-512
 // VNNI: two tokens per 512-bit register. Included after kernels_x86.h by the
 // AVX-512 kernel files only.
 //
@@ -55,6 +55,23 @@ struct Wide<Q4_0Kernel> {
 template <>
 struct Wide<Q4_1Kernel> {
     MW_INLINE static __m512i unpack(const uint8_t* p) { return unpack_nibbles_bcast512(p + 4); }
+};
+// The fifth bits (qh, bit e for element e) as 0x10 in byte e of both halves.
+MW_INLINE __m512i q5_high_bits512(const uint8_t* qh) {
+    const uint64_t bits = load_u32(qh);
+    return _mm512_maskz_mov_epi8((__mmask64)(bits | bits << 32), _mm512_set1_epi8(0x10));
+}
+template <>
+struct Wide<Q5_0Kernel> {
+    MW_INLINE static __m512i unpack(const uint8_t* p) {
+        return _mm512_or_si512(unpack_nibbles_bcast512(p + 6), q5_high_bits512(p + 2));
+    }
+};
+template <>
+struct Wide<Q5_1Kernel> {
+    MW_INLINE static __m512i unpack(const uint8_t* p) {
+        return _mm512_or_si512(unpack_nibbles_bcast512(p + 8), q5_high_bits512(p + 4));
+    }
 };
 template <>
 struct Wide<Q8_0Kernel> {
