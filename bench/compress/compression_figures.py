@@ -13,8 +13,7 @@ llama.cpp build directory, with llama-quantize / llama-imatrix:
     measured per-layer allocation, and at random;
 and measures each file against the reference on held-out text with
 `memwise eval --ref` (KL, top-1, perplexity) and, when llama.cpp is there,
-with `llama-perplexity --kl-divergence` (which also reads the types memwise
-cannot, such as the Q5_0 llama-quantize falls back to). Prints Markdown.
+with `llama-perplexity --kl-divergence`. Prints Markdown.
 
 Usage: compression_figures.py --memwise build/tools/cli/memwise --model M.gguf
        --calib CALIB.txt --heldout HELD.txt --out DIR [--ctx 256] [--skip-prune]
@@ -26,7 +25,7 @@ import re
 import subprocess
 import sys
 
-TYPES = ["F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_1", "Q4_0"]
+TYPES = ["F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0"]
 LLAMA_NAME = {"Q4_K": "Q4_K_S", "Q5_K": "Q5_K_S"}  # all-Q4_K / all-Q5_K presets
 
 
