@@ -56,22 +56,20 @@ template <>
 struct Wide<Q4_1Kernel> {
     MW_INLINE static __m512i unpack(const uint8_t* p) { return unpack_nibbles_bcast512(p + 4); }
 };
-// The fifth bits (qh, bit e for element e) as 0x10 in byte e of both halves.
-MW_INLINE __m512i q5_high_bits512(const uint8_t* qh) {
-    const uint64_t bits = load_u32(qh);
-    return _mm512_maskz_mov_epi8((__mmask64)(bits | bits << 32), _mm512_set1_epi8(0x10));
+// unpack_q5's 32 quants in both 256-bit halves.
+MW_INLINE __m512i unpack_q5_512(const uint8_t* qs, const uint8_t* qh) {
+    const __m512i lo = unpack_nibbles_bcast512(qs);
+    __mmask32 k;
+    std::memcpy(&k, qh, 4);
+    return _mm512_mask_add_epi8(lo, _mm512_kunpackd((__mmask64)k, (__mmask64)k), lo, _mm512_set1_epi8(0x10));
 }
 template <>
 struct Wide<Q5_0Kernel> {
-    MW_INLINE static __m512i unpack(const uint8_t* p) {
-        return _mm512_or_si512(unpack_nibbles_bcast512(p + 6), q5_high_bits512(p + 2));
-    }
+    MW_INLINE static __m512i unpack(const uint8_t* p) { return unpack_q5_512(p + 6, p + 2); }
 };
 template <>
 struct Wide<Q5_1Kernel> {
-    MW_INLINE static __m512i unpack(const uint8_t* p) {
-        return _mm512_or_si512(unpack_nibbles_bcast512(p + 8), q5_high_bits512(p + 4));
-    }
+    MW_INLINE static __m512i unpack(const uint8_t* p) { return unpack_q5_512(p + 8, p + 4); }
 };
 template <>
 struct Wide<Q8_0Kernel> {

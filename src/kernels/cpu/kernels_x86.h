@@ -227,29 +227,32 @@ struct Q4_0Kernel {
     MW_INLINE static __m256i lanes(const W& u, const Act32& a) { return dot_u8s8_add(a.c, u, a.q); }
 };
 
-// The fifth bits of a Q5_0/Q5_1 block (qh, bit e for element e) as 0x10 in
-// byte e: one masked move with AVX-512 BW/VL, else each byte picks its qh byte
-// and tests its bit.
-MW_INLINE __m256i q5_high_bits(const uint8_t* qh) {
-    const uint32_t bits = load_u32(qh);
+// The 32 five-bit quants of a Q5_0/Q5_1 block: the nibbles as Q4_0's, plus 16
+// where bit e of qh (element e's fifth bit) is set: one masked add with
+// AVX-512 BW/VL, else each byte picks its qh byte and tests its bit.
+MW_INLINE __m256i unpack_q5(const uint8_t* qs, const uint8_t* qh) {
+    const __m256i lo = unpack_nibbles_bcast(qs);
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
-    return _mm256_maskz_mov_epi8((__mmask32)bits, _mm256_set1_epi8(0x10));
+    __mmask32 k;
+    std::memcpy(&k, qh, 4);
+    return _mm256_mask_add_epi8(lo, k, lo, _mm256_set1_epi8(0x10));
 #else
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
+    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)load_u32(qh)),
                                               _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll,
                                                                  0x0303030303030303ll));
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit),
+                                                _mm256_set1_epi8(0x10)));
 #endif
 }
 
-// x = d * q + m, q in 0..31: as Q4_1 with the fifth bit or-ed in.
+// x = d * q + m, q in 0..31: as Q4_1 with the fifth bit added.
 struct Q5_1Kernel {
     static constexpr size_t kBlock = QK, kW = sizeof(BlockQ5_1), kA = sizeof(BlockQ8_1), kAQ = 4;
     static constexpr bool kMin = true, kCorr = false;
     static constexpr int kOffset = 0;
     using W = __m256i;
-    MW_INLINE static W unpack(const uint8_t* p) { return _mm256_or_si256(unpack_nibbles_bcast(p + 8), q5_high_bits(p + 4)); }
+    MW_INLINE static W unpack(const uint8_t* p) { return unpack_q5(p + 8, p + 4); }
     MW_INLINE static __m256i lanes(const W& u, const Act32& a) { return dot_u8s8(u, a.q); }
 };
 
@@ -260,7 +263,7 @@ struct Q5_0Kernel {
     static constexpr bool kMin = false, kCorr = true;
     static constexpr int kOffset = 16;
     using W = __m256i;
-    MW_INLINE static W unpack(const uint8_t* p) { return _mm256_or_si256(unpack_nibbles_bcast(p + 6), q5_high_bits(p + 2)); }
+    MW_INLINE static W unpack(const uint8_t* p) { return unpack_q5(p + 6, p + 2); }
     MW_INLINE static __m256i lanes(const W& u, const Act32& a) { return dot_u8s8_add(a.c, u, a.q); }
 };
 
