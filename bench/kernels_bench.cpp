@@ -123,7 +123,8 @@ void bench_quantize_act(benchmark::State& state, cpu::IsaLevel level, TensorType
 
 int main(int argc, char** argv) {
     const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::F32,  TensorType::Q4_K, TensorType::Q6_K,
-                                TensorType::Q5_K, TensorType::Q4_0, TensorType::F16, TensorType::BF16};
+                                TensorType::Q5_K, TensorType::Q4_0, TensorType::Q5_0, TensorType::Q5_1,
+                                TensorType::F16,  TensorType::BF16};
     // (rows, width): SmolLM2-135M's attention/FFN and output shapes (K-quants need
     // widths of 256), then TinyLlama-1.1B's FFN up and down (larger than L2).
     const size_t shapes32[][2] = {{1536, 576}, {576, 1536}, {49152, 576}, {5632, 2048}, {2048, 5632}};

@@ -13,8 +13,7 @@ llama.cpp build directory, with llama-quantize / llama-imatrix:
     measured per-layer allocation, and at random;
 and measures each file against the reference on held-out text with
 `memwise eval --ref` (KL, top-1, perplexity) and, when llama.cpp is there,
-with `llama-perplexity --kl-divergence` (which also reads the types memwise
-cannot, such as the Q5_0 llama-quantize falls back to). Prints Markdown.
+with `llama-perplexity --kl-divergence`. Prints Markdown.
 
 Usage: compression_figures.py --memwise build/tools/cli/memwise --model M.gguf
        --calib CALIB.txt --heldout HELD.txt --out DIR [--ctx 256] [--skip-prune]
@@ -26,7 +25,7 @@ import re
 import subprocess
 import sys
 
-TYPES = ["F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_1", "Q4_0"]
+TYPES = ["F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0"]
 LLAMA_NAME = {"Q4_K": "Q4_K_S", "Q5_K": "Q5_K_S"}  # all-Q4_K / all-Q5_K presets
 
 
@@ -167,12 +166,12 @@ def main():
         print("| budget | file bytes | memwise eval KL | top-1 | PPL | best memwise single-type file <= budget | its KL | "
               "types / note |\n|---|---|---|---|---|---|---|---|")
         # At the Q4_0 size there is no choice (every tensor at its smallest
-        # type is that file), so: 3 % above it, at the Q4_K (here Q4_1) and
-        # Q8_0 sizes, and at the --mixed-extra sizes.
+        # type is that file), so: 3 % above it, at the Q4_K (here Q4_1), Q5_0,
+        # Q5_1 and Q8_0 sizes (those made), and at the --mixed-extra sizes.
         targets = []
         if ("Q4_0", "calib") in sizes:
             targets.append((int(sizes[("Q4_0", "calib")][0] * 1.03), "Q4_0 + 3 %"))
-        for t in ["Q4_K", "Q4_1", "Q8_0"]:
+        for t in ["Q4_K", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]:
             if (t, "calib") in sizes and sizes[(t, "calib")][0] not in [b for b, _ in targets]:
                 targets.append((sizes[(t, "calib")][0], t))
         for extra in filter(None, a.mixed_extra.split(",")):

@@ -730,8 +730,8 @@ MW_API void mw_distill_reader_close(mw_distill_reader* reader);
 
 typedef struct mw_quantize_options {
     uint32_t struct_size;       /* sizeof(mw_quantize_options) */
-    const char* type;           /* target type: "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K",
-                                   "F16", "BF16" or "F32" (case-insensitive). May be NULL
+    const char* type;           /* target type: "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K",
+                                   "Q5_K", "Q6_K", "F16", "BF16" or "F32" (case-insensitive). May be NULL
                                    when target_size or target_bpw is set. */
     const char* calib_path;     /* calibration text (UTF-8 file): importance-weighted
                                    quantization; NULL = plain round-to-nearest */
@@ -776,8 +776,8 @@ typedef struct mw_quantize_result {
 
 /* Quantizes every 2-D weight of in_path to opts->type (1-D tensors are copied)
  * and writes out_path. Rows whose width is not a multiple of the type's block
- * get the closest type that fits (Q4_K -> Q4_1 -> F16, Q5_K/Q6_K -> Q8_0 ->
- * F16, Q4_0/Q4_1/Q8_0 -> F16), counted in n_fallback. With calib_path, block
+ * get the closest type that fits (Q4_K -> Q4_1 -> F16, Q5_K -> Q5_1 -> F16,
+ * Q6_K -> Q8_0 -> F16, Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 -> F16), counted in n_fallback. With calib_path, block
  * scales minimise the error weighted by each input column's mean squared
  * activation on that text. With target_size or target_bpw (needs calib_path),
  * each tensor gets its own type under the budget, the most sensitive ones (by

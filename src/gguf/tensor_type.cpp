@@ -18,8 +18,8 @@ constexpr Entry kTypes[] = {
     {(uint32_t)TensorType::F16, {"F16", 1, 2, true}},
     {(uint32_t)TensorType::Q4_0, {"Q4_0", 32, 18, true}},    // f16 d + 16 nibble bytes
     {(uint32_t)TensorType::Q4_1, {"Q4_1", 32, 20, true}},    // f16 d, m + 16
-    {(uint32_t)TensorType::Q5_0, {"Q5_0", 32, 22, false}},   // f16 d + 4 high bits + 16
-    {(uint32_t)TensorType::Q5_1, {"Q5_1", 32, 24, false}},   // f16 d, m + 4 + 16
+    {(uint32_t)TensorType::Q5_0, {"Q5_0", 32, 22, true}},   // f16 d + 4 high bits + 16
+    {(uint32_t)TensorType::Q5_1, {"Q5_1", 32, 24, true}},   // f16 d, m + 4 + 16
     {(uint32_t)TensorType::Q8_0, {"Q8_0", 32, 34, true}},    // f16 d + 32
     {(uint32_t)TensorType::Q8_1, {"Q8_1", 32, 36, false}},   // f16 d, s + 32
     {(uint32_t)TensorType::Q2_K, {"Q2_K", 256, 84, false}},

@@ -10,7 +10,7 @@
 
 namespace mw::quant {
 
-constexpr int QK = 32;     // elements per block of Q4_0, Q4_1, Q8_0, Q8_1
+constexpr int QK = 32;     // elements per block of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1
 constexpr int QK_K = 256;  // elements per super-block of the K-quants and Q8_K
 
 // x = d * (q - 8), q in 0..15; element j in the low nibble of qs[j], j+16 in the high one.
@@ -23,6 +23,22 @@ struct BlockQ4_0 {
 struct BlockQ4_1 {
     uint16_t d;  // F16
     uint16_t m;  // F16
+    uint8_t qs[QK / 2];
+};
+
+// x = d * (q - 16), q in 0..31: the low 4 bits as Q4_0's nibbles, the fifth
+// bit of element j is bit j of qh (a little-endian uint32 in the file).
+struct BlockQ5_0 {
+    uint16_t d;  // F16
+    uint8_t qh[4];
+    uint8_t qs[QK / 2];
+};
+
+// x = d * q + m, q in 0..31, bits stored as Q5_0.
+struct BlockQ5_1 {
+    uint16_t d;  // F16
+    uint16_t m;  // F16
+    uint8_t qh[4];
     uint8_t qs[QK / 2];
 };
 
@@ -81,6 +97,8 @@ struct BlockQ8_K {
 
 static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block");
 static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block");
+static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block");
+static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block");
 static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block");
 static_assert(sizeof(BlockQ8_1) == 36, "Q8_1 block");
 static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block");
@@ -100,6 +118,19 @@ inline void scale_min_k4(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
         *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
         *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
     }
+}
+
+// The 5-bit quant of element e (0..31) of a Q5_0/Q5_1 block.
+inline int q5_quant(const uint8_t* qs, const uint8_t* qh, int e) {
+    const int low = e < QK / 2 ? qs[e] & 0xF : qs[e - QK / 2] >> 4;
+    return low | (((qh[e >> 3] >> (e & 7)) & 1) << 4);
+}
+
+// Packs 32 quants (0..31) into a Q5_0/Q5_1 block's qs and qh.
+inline void q5_pack(const uint8_t* q, uint8_t* qs, uint8_t* qh) {
+    std::memset(qh, 0, 4);
+    for (int j = 0; j < QK / 2; j++) qs[j] = (uint8_t)((q[j] & 0xF) | ((q[j + QK / 2] & 0xF) << 4));
+    for (int e = 0; e < QK; e++) qh[e >> 3] = (uint8_t)(qh[e >> 3] | ((q[e] >> 4) & 1) << (e & 7));
 }
 
 // ggml's nearest_int: round half to even through the float mantissa (|x| < 2^22).

@@ -1,5 +1,5 @@
-// Dispatch by tensor type, and the 32-element block formats (Q4_0, Q4_1, Q8_0,
-// Q8_1) plus F16/BF16, quantized the way ggml's reference quantizer does.
+// Dispatch by tensor type, and the 32-element block formats (Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, Q8_1) plus F16/BF16, quantized the way ggml's reference quantizer does.
 #include "quant/quant.h"
 
 #include "base/error.h"
@@ -41,6 +41,8 @@ size_t block_elems(TensorType type) {
     case TensorType::BF16: return 1;
     case TensorType::Q4_0:
     case TensorType::Q4_1:
+    case TensorType::Q5_0:
+    case TensorType::Q5_1:
     case TensorType::Q8_0:
     case TensorType::Q8_1: return QK;
     case TensorType::Q4_K:
@@ -68,6 +70,20 @@ void dequantize_q4_1(const BlockQ4_1* x, float* y, size_t n) {
             y[j] = (float)(x[b].qs[j] & 0xF) * d + m;
             y[j + QK / 2] = (float)(x[b].qs[j] >> 4) * d + m;
         }
+    }
+}
+
+void dequantize_q5_0(const BlockQ5_0* x, float* y, size_t n) {
+    for (size_t b = 0; b < n / QK; b++, y += QK) {
+        const float d = f16_to_f32(x[b].d);
+        for (int e = 0; e < QK; e++) y[e] = (float)(q5_quant(x[b].qs, x[b].qh, e) - 16) * d;
+    }
+}
+
+void dequantize_q5_1(const BlockQ5_1* x, float* y, size_t n) {
+    for (size_t b = 0; b < n / QK; b++, y += QK) {
+        const float d = f16_to_f32(x[b].d), m = f16_to_f32(x[b].m);
+        for (int e = 0; e < QK; e++) y[e] = (float)q5_quant(x[b].qs, x[b].qh, e) * d + m;
     }
 }
 
@@ -122,6 +138,39 @@ void quantize_q4_1(const float* x, BlockQ4_1* y, size_t n) {
     }
 }
 
+// Symmetric 5-bit: the value of largest magnitude maps to -16 exactly.
+void quantize_q5_0(const float* x, BlockQ5_0* y, size_t n) {
+    for (size_t b = 0; b < n / QK; b++, x += QK) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK; j++)
+            if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
+        const float d = max / -16.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = f32_to_f16(d);
+        uint8_t q[QK];
+        for (int j = 0; j < QK; j++) q[j] = (uint8_t)std::min(31, (int)(int8_t)(x[j] * id + 16.5f));
+        q5_pack(q, y[b].qs, y[b].qh);
+    }
+}
+
+// Asymmetric 5-bit: min and (max - min) / 31.
+void quantize_q5_1(const float* x, BlockQ5_1* y, size_t n) {
+    for (size_t b = 0; b < n / QK; b++, x += QK) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < QK; j++) {
+            min = std::min(min, x[j]);
+            max = std::max(max, x[j]);
+        }
+        const float d = (max - min) / 31.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = f32_to_f16(d);
+        y[b].m = f32_to_f16(min);
+        uint8_t q[QK];
+        for (int j = 0; j < QK; j++) q[j] = (uint8_t)std::min(31, (int)(uint8_t)((x[j] - min) * id + 0.5f));
+        q5_pack(q, y[b].qs, y[b].qh);
+    }
+}
+
 void quantize_q8_0(const float* x, BlockQ8_0* y, size_t n) {
     for (size_t b = 0; b < n / QK; b++, x += QK) {
         float amax = 0.0f;
@@ -165,6 +214,8 @@ void dequantize_row(TensorType type, const void* src, float* dst, size_t n) {
         break;
     case TensorType::Q4_0: dequantize_q4_0((const BlockQ4_0*)src, dst, n); break;
     case TensorType::Q4_1: dequantize_q4_1((const BlockQ4_1*)src, dst, n); break;
+    case TensorType::Q5_0: dequantize_q5_0((const BlockQ5_0*)src, dst, n); break;
+    case TensorType::Q5_1: dequantize_q5_1((const BlockQ5_1*)src, dst, n); break;
     case TensorType::Q8_0: dequantize_q8_0((const BlockQ8_0*)src, dst, n); break;
     case TensorType::Q8_1: dequantize_q8_1((const BlockQ8_1*)src, dst, n); break;
     case TensorType::Q4_K: dequantize_q4_K((const BlockQ4_K*)src, dst, n); break;
@@ -189,6 +240,8 @@ void quantize_row(TensorType type, const float* src, void* dst, size_t n) {
         break;
     case TensorType::Q4_0: quantize_q4_0(src, (BlockQ4_0*)dst, n); break;
     case TensorType::Q4_1: quantize_q4_1(src, (BlockQ4_1*)dst, n); break;
+    case TensorType::Q5_0: quantize_q5_0(src, (BlockQ5_0*)dst, n); break;
+    case TensorType::Q5_1: quantize_q5_1(src, (BlockQ5_1*)dst, n); break;
     case TensorType::Q8_0: quantize_q8_0(src, (BlockQ8_0*)dst, n); break;
     case TensorType::Q8_1: quantize_q8_1(src, (BlockQ8_1*)dst, n); break;
     case TensorType::Q4_K: quantize_q4_K(src, (BlockQ4_K*)dst, n); break;
@@ -205,8 +258,10 @@ TensorType vec_dot_type(TensorType type) {
     case TensorType::F16: return TensorType::F16;
     case TensorType::BF16: return TensorType::BF16;
     case TensorType::Q4_0:
+    case TensorType::Q5_0:
     case TensorType::Q8_0: return TensorType::Q8_0;
-    case TensorType::Q4_1: return TensorType::Q8_1;
+    case TensorType::Q4_1:
+    case TensorType::Q5_1: return TensorType::Q8_1;
     case TensorType::Q4_K:
     case TensorType::Q5_K:
     case TensorType::Q6_K: return TensorType::Q8_K;
@@ -224,6 +279,8 @@ float vec_dot_ref(TensorType type, size_t n, const void* w, const void* act) {
     case TensorType::BF16: return dot_bf16(n, (const uint16_t*)w, (const uint16_t*)act);
     case TensorType::Q4_0: return dot_q4_0(n, (const BlockQ4_0*)w, (const BlockQ8_0*)act);
     case TensorType::Q4_1: return dot_q4_1(n, (const BlockQ4_1*)w, (const BlockQ8_1*)act);
+    case TensorType::Q5_0: return dot_q5_0(n, (const BlockQ5_0*)w, (const BlockQ8_0*)act);
+    case TensorType::Q5_1: return dot_q5_1(n, (const BlockQ5_1*)w, (const BlockQ8_1*)act);
     case TensorType::Q8_0: return dot_q8_0(n, (const BlockQ8_0*)w, (const BlockQ8_0*)act);
     case TensorType::Q4_K: return dot_q4_K(n, (const BlockQ4_K*)w, (const BlockQ8_K*)act);
     case TensorType::Q5_K: return dot_q5_K(n, (const BlockQ5_K*)w, (const BlockQ8_K*)act);

@@ -24,6 +24,8 @@ float dot_f16(size_t n, const uint16_t* w, const uint16_t* a);
 float dot_bf16(size_t n, const uint16_t* w, const uint16_t* a);
 float dot_q4_0(size_t n, const BlockQ4_0* w, const BlockQ8_0* a);
 float dot_q4_1(size_t n, const BlockQ4_1* w, const BlockQ8_1* a);
+float dot_q5_0(size_t n, const BlockQ5_0* w, const BlockQ8_0* a);
+float dot_q5_1(size_t n, const BlockQ5_1* w, const BlockQ8_1* a);
 float dot_q8_0(size_t n, const BlockQ8_0* w, const BlockQ8_0* a);
 float dot_q4_K(size_t n, const BlockQ4_K* w, const BlockQ8_K* a);
 float dot_q5_K(size_t n, const BlockQ5_K* w, const BlockQ8_K* a);

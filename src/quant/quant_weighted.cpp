@@ -157,6 +157,30 @@ void q4_1(const float* x, const float* w, BlockQ4_1* y, size_t nb) {
     }
 }
 
+// Q5_0 / Q5_1: the Q4_0 / Q4_1 sweeps over 32 levels instead of 16.
+void q5_0(const float* x, const float* w, BlockQ5_0* y, size_t nb) {
+    for (size_t b = 0; b < nb; b++, x += QK, w += QK) {
+        const float d = fit_symmetric_w(QK, x, w, -16, 15, 3.0f, 30);
+        y[b].d = f32_to_f16(d);
+        const float ds = f16_to_f32(y[b].d);
+        uint8_t q[QK];
+        for (int i = 0; i < QK; i++) q[i] = (uint8_t)(16 + (ds != 0 ? std::clamp(nearest_int(x[i] / ds), -16, 15) : 0));
+        q5_pack(q, y[b].qs, y[b].qh);
+    }
+}
+
+void q5_1(const float* x, const float* w, BlockQ5_1* y, size_t nb) {
+    for (size_t b = 0; b < nb; b++, x += QK, w += QK) {
+        float m;
+        const float d = fit_affine_w(QK, x, w, 31, false, &m, 20);
+        y[b].d = f32_to_f16(d);
+        y[b].m = f32_to_f16(m);
+        uint8_t q[QK];
+        block_err_affine(QK, x, w, f16_to_f32(y[b].d), f16_to_f32(y[b].m), 31, q);
+        q5_pack(q, y[b].qs, y[b].qh);
+    }
+}
+
 void pack_scale_min_k4(int j, uint8_t ls, uint8_t lm, uint8_t* s) {
     if (j < 4) {
         s[j] = (uint8_t)((s[j] & 0xC0) | ls);
@@ -304,6 +328,8 @@ void quantize_row_weighted(TensorType type, const float* src, void* dst, size_t 
     case TensorType::Q8_0: q8_0(src, w.data(), (BlockQ8_0*)dst, n / QK); break;
     case TensorType::Q4_0: q4_0(src, w.data(), (BlockQ4_0*)dst, n / QK); break;
     case TensorType::Q4_1: q4_1(src, w.data(), (BlockQ4_1*)dst, n / QK); break;
+    case TensorType::Q5_0: q5_0(src, w.data(), (BlockQ5_0*)dst, n / QK); break;
+    case TensorType::Q5_1: q5_1(src, w.data(), (BlockQ5_1*)dst, n / QK); break;
     case TensorType::Q4_K: q4_K(src, w.data(), (BlockQ4_K*)dst, n / QK_K); break;
     case TensorType::Q5_K: q5_K(src, w.data(), (BlockQ5_K*)dst, n / QK_K); break;
     case TensorType::Q6_K: q6_K(src, w.data(), (BlockQ6_K*)dst, n / QK_K); break;

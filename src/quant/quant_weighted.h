@@ -7,7 +7,7 @@
 //
 // Output blocks are the ordinary GGUF layouts (block_formats.h): any decoder
 // reads them. Supported: F32, F16, BF16 (no choice to make: plain conversion),
-// Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K.
+// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 #pragma once
 
 #include "gguf/tensor_type.h"

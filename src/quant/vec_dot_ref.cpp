@@ -52,6 +52,27 @@ float dot_q4_1(size_t n, const BlockQ4_1* w, const BlockQ8_1* a) {
     return sum;
 }
 
+float dot_q5_0(size_t n, const BlockQ5_0* w, const BlockQ8_0* a) {
+    float sum = 0.0f;
+    for (size_t b = 0; b < n / QK; b++) {
+        int sumi = 0;
+        for (int e = 0; e < QK; e++) sumi += (q5_quant(w[b].qs, w[b].qh, e) - 16) * a[b].qs[e];
+        sum += (f16_to_f32(w[b].d) * f16_to_f32(a[b].d)) * (float)sumi;
+    }
+    return sum;
+}
+
+// As Q4_1: d_w d_a sum(q_w q_a) + m_w * s_a.
+float dot_q5_1(size_t n, const BlockQ5_1* w, const BlockQ8_1* a) {
+    float sum = 0.0f;
+    for (size_t b = 0; b < n / QK; b++) {
+        int sumi = 0;
+        for (int e = 0; e < QK; e++) sumi += q5_quant(w[b].qs, w[b].qh, e) * a[b].qs[e];
+        sum += (f16_to_f32(w[b].d) * f16_to_f32(a[b].d)) * (float)sumi + f16_to_f32(w[b].m) * f16_to_f32(a[b].s);
+    }
+    return sum;
+}
+
 float dot_q8_0(size_t n, const BlockQ8_0* w, const BlockQ8_0* a) {
     float sum = 0.0f;
     for (size_t b = 0; b < n / QK; b++) {

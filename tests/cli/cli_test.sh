@@ -299,6 +299,16 @@ compress)
         fail "quantize does not report the fallback: $(cat "$TMP/q1.err")"
     run_mw q2 run "$TMP/q.gguf" -p "Once upon a time" -n 8 --temp 0
     [ "$RC" -eq 0 ] && [ -s "$TMP/q2.out" ] || fail "the quantized model does not run: $(cat "$TMP/q2.err")"
+    # 5-bit: Q5_1 itself on the 64-wide rows, Q5_K falling back to Q5_1 there.
+    run_mw q3 quantize "$MODEL" "$TMP/q5.gguf" --type Q5_1 -t 2
+    [ "$RC" -eq 0 ] && [ -s "$TMP/q5.gguf" ] || fail "quantize --type Q5_1 exited $RC: $(cat "$TMP/q3.err")"
+    grep -q "blk.0.ffn_down.weight: rows of 172 are not a multiple of the Q5_1 block (32): F16 instead" "$TMP/q3.err" ||
+        fail "quantize Q5_1 does not report the fallback: $(cat "$TMP/q3.err")"
+    run_mw q4 run "$TMP/q5.gguf" -p "Once upon a time" -n 8 --temp 0
+    [ "$RC" -eq 0 ] && [ -s "$TMP/q4.out" ] || fail "the Q5_1 model does not run: $(cat "$TMP/q4.err")"
+    run_mw q5 quantize "$MODEL" "$TMP/q5k.gguf" --type Q5_K -t 2
+    grep -q "blk.0.attn_q.weight: rows of 64 are not a multiple of the Q5_K block (256): Q5_1 instead" "$TMP/q5.err" ||
+        fail "Q5_K does not fall back to Q5_1: $(cat "$TMP/q5.err")"
     run_mw p1 prune "$MODEL" "$TMP/p.gguf" --ffn-keep 0.75 --heads-keep 0.5 --calib "$TEXT" -t 2
     [ "$RC" -eq 0 ] || fail "prune exited $RC: $(cat "$TMP/p1.err")"
     grep -q "FFN channels 860 -> 640, heads 40 -> 20" "$TMP/p1.err" || fail "prune summary: $(cat "$TMP/p1.err")"

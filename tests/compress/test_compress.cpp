@@ -88,6 +88,7 @@ double rel_rms(const std::vector<float>& a, const std::vector<float>& b) {
 void test_encoders_round_trip(void**) {
     struct Case { TensorType t; double bound; };
     const Case cases[] = {{TensorType::Q8_0, 0.01}, {TensorType::Q4_0, 0.12}, {TensorType::Q4_1, 0.11},
+                          {TensorType::Q5_0, 0.06}, {TensorType::Q5_1, 0.055},
                           {TensorType::Q4_K, 0.10}, {TensorType::Q5_K, 0.05}, {TensorType::Q6_K, 0.025},
                           {TensorType::F16, 0.001}, {TensorType::BF16, 0.005}};
     const std::vector<float> x = gaussian(4096, 7);
@@ -116,8 +117,8 @@ void test_importance_lowers_weighted_error(void**) {
     std::mt19937 rng(3);
     std::exponential_distribution<float> e(1.0f);
     for (auto& v : imp) v = std::pow(e(rng), 3.0f);
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K,
-                         TensorType::Q6_K}) {
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
+                         TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
         double ew = 0, er = 0, eu = 0;
         for (size_t r = 0; r < rows; r++) {
             const std::vector<float> row(x.begin() + (long)(r * n), x.begin() + (long)((r + 1) * n));
@@ -138,9 +139,15 @@ void test_fallback_types(void**) {
     assert_int_equal((int)compress::fallback_type(TensorType::Q4_0, 64), (int)TensorType::Q4_0);
     assert_int_equal((int)compress::fallback_type(TensorType::Q4_K, 64), (int)TensorType::Q4_1);
     assert_int_equal((int)compress::fallback_type(TensorType::Q6_K, 64), (int)TensorType::Q8_0);
+    assert_int_equal((int)compress::fallback_type(TensorType::Q5_K, 64), (int)TensorType::Q5_1);
+    assert_int_equal((int)compress::fallback_type(TensorType::Q5_K, 172), (int)TensorType::F16);
+    assert_int_equal((int)compress::fallback_type(TensorType::Q5_0, 172), (int)TensorType::F16);
+    assert_int_equal((int)compress::fallback_type(TensorType::Q5_1, 64), (int)TensorType::Q5_1);
     assert_int_equal((int)compress::fallback_type(TensorType::Q4_K, 512), (int)TensorType::Q4_K);
     MW_REQUIRE_MODEL(path, MW_STORIES_MODEL);
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K}) {
+    // The 32-block type a K-quant falls back to on 64-wide rows.
+    auto fb32 = [](TensorType t) { return t == TensorType::Q4_K ? TensorType::Q4_1 : t == TensorType::Q5_K ? TensorType::Q5_1 : t; };
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q5_0}) {
         const std::string out = tmp_dir() + "/fallback.gguf";
         compress::QuantizeOptions o;
         o.type = t;
@@ -151,13 +158,13 @@ void test_fallback_types(void**) {
         for (const auto& tr : r.tensors) {
             if (!tr.converted) continue;
             const bool down = tr.name.find("ffn_down") != std::string::npos;
-            const TensorType want = down ? TensorType::F16 : (t == TensorType::Q4_K ? TensorType::Q4_1 : t);
+            const TensorType want = down ? TensorType::F16 : fb32(t);
             assert_int_equal((int)tr.to, (int)want);
             assert_true(tr.fallback == (tr.to != t));
             n_fb += tr.fallback;
         }
         assert_int_equal(r.n_fallback, n_fb);
-        assert_int_equal(n_fb, t == TensorType::Q4_K ? 37 : 5);
+        assert_int_equal(n_fb, t == TensorType::Q4_K || t == TensorType::Q5_K ? 37 : 5);
         bool reported = false;
         for (const auto& s : lines)
             if (s.find("blk.0.ffn_down.weight: rows of 172 are not a multiple") != std::string::npos) reported = true;
@@ -166,7 +173,7 @@ void test_fallback_types(void**) {
         auto m = Model::load(out);
         assert_int_equal((int)m->weights().layers[0].w_down.type, (int)TensorType::F16);
         assert_true(r.out_bytes < r.in_bytes / 2);
-        assert_int_equal(m->file().get_uint("general.file_type", 99), compress::file_type_of(t == TensorType::Q4_K ? TensorType::Q4_1 : t));
+        assert_int_equal(m->file().get_uint("general.file_type", 99), compress::file_type_of(fb32(t)));
         unlink(out.c_str());
     }
 }

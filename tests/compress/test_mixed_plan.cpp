@@ -31,9 +31,10 @@ using gguf::TensorType;
 
 namespace {
 
-const TensorType kTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::F16};
+const TensorType kTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                             TensorType::Q5_1, TensorType::Q8_0, TensorType::F16};
 
-// n tensors, each with the four types: bytes grow with the type, losses fall
+// n tensors, each with the six types: bytes grow with the type, losses fall
 // (random per tensor, so ratios differ); some tensors only have F16.
 std::vector<PlanTensor> random_tensors(size_t n, uint32_t seed) {
     std::mt19937 rng(seed);
@@ -48,8 +49,10 @@ std::vector<PlanTensor> random_tensors(size_t n, uint32_t seed) {
             const double scale = u(rng);
             t.cands.push_back({kTypes[0], elems * 18 / 32, 0.10 * scale * u(rng), true});
             t.cands.push_back({kTypes[1], elems * 20 / 32, 0.07 * scale * u(rng), true});
-            t.cands.push_back({kTypes[2], elems * 34 / 32, 0.001 * scale * u(rng), true});
-            t.cands.push_back({kTypes[3], elems * 2, 1e-6 * scale * u(rng), true});
+            t.cands.push_back({kTypes[2], elems * 22 / 32, 0.03 * scale * u(rng), true});
+            t.cands.push_back({kTypes[3], elems * 24 / 32, 0.02 * scale * u(rng), true});
+            t.cands.push_back({kTypes[4], elems * 34 / 32, 0.001 * scale * u(rng), true});
+            t.cands.push_back({kTypes[5], elems * 2, 1e-6 * scale * u(rng), true});
         }
         ts.push_back(t);
     }

@@ -35,7 +35,8 @@ std::vector<float> random_row(size_t n, uint32_t seed) {
 }
 
 const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
-                             TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+                             TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q4_K,
+                             TensorType::Q5_K, TensorType::Q6_K};
 
 void test_decode8_matches_reference(void** state) {
     (void)state;

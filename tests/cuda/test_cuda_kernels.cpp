@@ -101,7 +101,8 @@ std::vector<float> ref_matmul(const HostWeight& w, const std::vector<float>& x, 
 }
 
 const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
-                             TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+                             TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q4_K,
+                             TensorType::Q5_K, TensorType::Q6_K};
 
 void test_gemv_all_types(void** state) {
     (void)state;

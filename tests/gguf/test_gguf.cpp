@@ -189,8 +189,8 @@ static void test_tensor_type_table(void**) {
     const Fact facts[] = {
         {TensorType::F32, "F32", 1, 4, true},       {TensorType::F16, "F16", 1, 2, true},
         {TensorType::BF16, "BF16", 1, 2, true},     {TensorType::Q4_0, "Q4_0", 32, 18, true},
-        {TensorType::Q4_1, "Q4_1", 32, 20, true},   {TensorType::Q5_0, "Q5_0", 32, 22, false},
-        {TensorType::Q5_1, "Q5_1", 32, 24, false},  {TensorType::Q8_0, "Q8_0", 32, 34, true},
+        {TensorType::Q4_1, "Q4_1", 32, 20, true},   {TensorType::Q5_0, "Q5_0", 32, 22, true},
+        {TensorType::Q5_1, "Q5_1", 32, 24, true},  {TensorType::Q8_0, "Q8_0", 32, 34, true},
         {TensorType::Q8_1, "Q8_1", 32, 36, false},  {TensorType::Q2_K, "Q2_K", 256, 84, false},
         {TensorType::Q3_K, "Q3_K", 256, 110, false}, {TensorType::Q4_K, "Q4_K", 256, 144, true},
         {TensorType::Q5_K, "Q5_K", 256, 176, true}, {TensorType::Q6_K, "Q6_K", 256, 210, true},

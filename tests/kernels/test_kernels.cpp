@@ -35,7 +35,8 @@ using gguf::TensorType;
 namespace {
 
 const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
-                             TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+                             TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q4_K,
+                             TensorType::Q5_K, TensorType::Q6_K};
 
 const char* type_name(TensorType t) { return gguf::tensor_type_info((uint32_t)t)->name; }
 

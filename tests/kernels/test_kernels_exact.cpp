@@ -1,10 +1,10 @@
-// Bit-exact kernels: for Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K every ISA level
+// Bit-exact kernels: for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K every ISA level
 // follows llama.cpp's x86 dot-product arithmetic lane for lane, so
 //  - scalar, AVX2 and AVX-512 give the same bits;
 //  - vec_dot, gemv and gemm give the same bits for a (row, token), whatever the
 //    other rows and tokens of the call (batch invariance);
 //  - the result is the documented order, checked against an independent
-//    emulation written here for Q8_0 and Q4_1 (the decode-critical types);
+//    emulation written here for Q8_0, Q4_1, Q5_0 and Q5_1;
 // and the data is such that another summation order would change the bits
 // (checked, so the equalities above have teeth). F32 and F16 weights at
 // AVX-512 follow llama.cpp's orders for them (tiled when n % 16 == 0, its dot
@@ -37,8 +37,8 @@ using gguf::TensorType;
 
 namespace {
 
-const TensorType kExact[] = {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1,
-                             TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+const TensorType kExact[] = {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                             TensorType::Q5_1, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
 
 const char* type_name(TensorType t) { return gguf::tensor_type_info((uint32_t)t)->name; }
 size_t row_bytes_of(TensorType t, size_t n) { return gguf::row_bytes(*gguf::tensor_type_info((uint32_t)t), n); }
@@ -82,6 +82,7 @@ uint32_t bits(float f) {
 std::vector<size_t> f16_fields(TensorType t) {
     switch (t) {
     case TensorType::Q4_1:
+    case TensorType::Q5_1:
     case TensorType::Q4_K:
     case TensorType::Q5_K: return {0, 2};
     case TensorType::Q6_K: return {208};
@@ -235,7 +236,14 @@ void test_batch_invariance(void** state) {
     }
 }
 
-// ---- the order itself, written out independently for Q8_0 and Q4_1 ----
+// ---- the order itself, written out independently for Q8_0, Q4_1, Q5_0, Q5_1 ----
+
+// Element e's 5-bit quant: low nibble of qs[e] (e < 16) or high of qs[e - 16],
+// plus bit e of qh read as a little-endian uint32.
+int q5_of(const uint8_t* qh4, const uint8_t* qs, int e) {
+    const uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 | (uint32_t)qh4[3] << 24;
+    return (e < 16 ? qs[e] & 15 : qs[e - 16] >> 4) | (int)((qh >> e) & 1) << 4;
+}
 
 // 8 lanes of 4 products per block; acc_i = fma(d_w * d_a, lane_i, acc_i);
 // ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)); Q4_1 then adds its fma chain of m * s.
@@ -250,6 +258,19 @@ float spec_dot(TensorType t, size_t n, const uint8_t* w, const uint8_t* a) {
             for (int e = 0; e < 32; e++) lanes[e / 4] += wb->qs[e] * ab->qs[e];
             dw = f16_to_f32(wb->d);
             da = f16_to_f32(ab->d);
+        } else if (t == TensorType::Q5_0) {
+            const auto* wb = (const quant::BlockQ5_0*)w + b;
+            const auto* ab = (const quant::BlockQ8_0*)a + b;
+            for (int e = 0; e < 32; e++) lanes[e / 4] += (q5_of(wb->qh, wb->qs, e) - 16) * ab->qs[e];
+            dw = f16_to_f32(wb->d);
+            da = f16_to_f32(ab->d);
+        } else if (t == TensorType::Q5_1) {
+            const auto* wb = (const quant::BlockQ5_1*)w + b;
+            const auto* ab = (const quant::BlockQ8_1*)a + b;
+            for (int e = 0; e < 32; e++) lanes[e / 4] += q5_of(wb->qh, wb->qs, e) * ab->qs[e];
+            dw = f16_to_f32(wb->d);
+            da = f16_to_f32(ab->d);
+            summs = std::fma(f16_to_f32(wb->m), f16_to_f32(ab->s), summs);
         } else {
             const auto* wb = (const quant::BlockQ4_1*)w + b;
             const auto* ab = (const quant::BlockQ8_1*)a + b;
@@ -265,13 +286,13 @@ float spec_dot(TensorType t, size_t n, const uint8_t* w, const uint8_t* a) {
         for (int i = 0; i < 8; i++) acc[i] = std::fma(d, (float)lanes[i], acc[i]);
     }
     const float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-    return t == TensorType::Q4_1 ? s + summs : s;
+    return t == TensorType::Q4_1 || t == TensorType::Q5_1 ? s + summs : s;
 }
 
 void test_documented_order(void** state) {
     (void)state;
     size_t differs_from_ref = 0, total = 0;
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_1}) {
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1}) {
         for (size_t n : {(size_t)64, (size_t)576, (size_t)1536}) {
             const Matrix m = make_matrix(t, n, 24, 3, 99 + (uint32_t)n);
             const std::vector<float> got = by_vec_dot(kernels(), m);

@@ -146,7 +146,8 @@ static void test_forward_quantized_types(void**) {
     const struct { gguf::TensorType t; const char* name; double tol; } types[] = {
         {gguf::TensorType::F16, "F16", 2e-3},   {gguf::TensorType::BF16, "BF16", 2e-2},
         {gguf::TensorType::Q8_0, "Q8_0", 3e-2}, {gguf::TensorType::Q4_0, "Q4_0", 3e-2},
-        {gguf::TensorType::Q4_1, "Q4_1", 3e-2}, {gguf::TensorType::Q4_K, "Q4_K", 3e-2},
+        {gguf::TensorType::Q4_1, "Q4_1", 3e-2}, {gguf::TensorType::Q5_0, "Q5_0", 3e-2},
+        {gguf::TensorType::Q5_1, "Q5_1", 3e-2}, {gguf::TensorType::Q4_K, "Q4_K", 3e-2},
         {gguf::TensorType::Q5_K, "Q5_K", 3e-2}, {gguf::TensorType::Q6_K, "Q6_K", 3e-2},
     };
     for (const auto& ty : types) {

@@ -71,6 +71,7 @@ void test_block_sizes_match_type_table(void** state) {
         size_t elems, bytes;
     } cases[] = {
         {TensorType::Q4_0, QK, sizeof(BlockQ4_0)}, {TensorType::Q4_1, QK, sizeof(BlockQ4_1)},
+        {TensorType::Q5_0, QK, sizeof(BlockQ5_0)}, {TensorType::Q5_1, QK, sizeof(BlockQ5_1)},
         {TensorType::Q8_0, QK, sizeof(BlockQ8_0)}, {TensorType::Q8_1, QK, sizeof(BlockQ8_1)},
         {TensorType::Q4_K, QK_K, sizeof(BlockQ4_K)}, {TensorType::Q5_K, QK_K, sizeof(BlockQ5_K)},
         {TensorType::Q6_K, QK_K, sizeof(BlockQ6_K)}, {TensorType::Q8_K, QK_K, sizeof(BlockQ8_K)},
@@ -81,6 +82,9 @@ void test_block_sizes_match_type_table(void** state) {
         assert_int_equal(info->block_elems, c.elems);
         assert_int_equal(info->block_bytes, c.bytes);
     }
+    assert_int_equal(offsetof(BlockQ5_0, qs), 6);
+    assert_int_equal(offsetof(BlockQ5_1, qh), 4);
+    assert_int_equal(offsetof(BlockQ5_1, qs), 8);
     assert_int_equal(offsetof(BlockQ6_K, d), 208);
     assert_int_equal(offsetof(BlockQ5_K, qs), 48);
     assert_int_equal(offsetof(BlockQ8_K, bsums), 260);
@@ -94,6 +98,8 @@ void test_vec_dot_types(void** state) {
     assert_int_equal((int)vec_dot_type(TensorType::Q4_0), (int)TensorType::Q8_0);
     assert_int_equal((int)vec_dot_type(TensorType::Q8_0), (int)TensorType::Q8_0);
     assert_int_equal((int)vec_dot_type(TensorType::Q4_1), (int)TensorType::Q8_1);
+    assert_int_equal((int)vec_dot_type(TensorType::Q5_0), (int)TensorType::Q8_0);
+    assert_int_equal((int)vec_dot_type(TensorType::Q5_1), (int)TensorType::Q8_1);
     assert_int_equal((int)vec_dot_type(TensorType::Q4_K), (int)TensorType::Q8_K);
     assert_int_equal((int)vec_dot_type(TensorType::Q5_K), (int)TensorType::Q8_K);
     assert_int_equal((int)vec_dot_type(TensorType::Q6_K), (int)TensorType::Q8_K);
@@ -126,6 +132,40 @@ void test_dequantize_q4_0_q4_1_q8_0_blocks(void** state) {
     for (int j = 0; j < QK; j++) c.qs[j] = (int8_t)(j * 8 - 127);
     dequantize_row(TensorType::Q8_0, &c, y, QK);
     for (int j = 0; j < QK; j++) assert_true(y[j] == -2.0f * (float)(j * 8 - 127));
+}
+
+// Q5_0 / Q5_1: element e's fifth bit is bit e of qh read as a little-endian
+// uint32 (bit e % 8 of byte e / 8); the low 4 bits are Q4_0's nibbles.
+void test_dequantize_q5_0_q5_1_blocks(void** state) {
+    (void)state;
+    float y[QK];
+    const uint32_t qh = 0xA5C3F00Fu;  // a different pattern in each byte
+    auto want_q = [&](int e) { return (e < 16 ? e : 31 - e) | (int)((qh >> e) & 1) << 4; };
+    BlockQ5_0 a;
+    a.d = f32_to_f16(0.5f);
+    for (int j = 0; j < 4; j++) a.qh[j] = (uint8_t)(qh >> (8 * j));
+    for (int j = 0; j < 16; j++) a.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    dequantize_row(TensorType::Q5_0, &a, y, QK);
+    for (int e = 0; e < QK; e++) assert_true(y[e] == 0.5f * (float)(want_q(e) - 16));
+    BlockQ5_1 b;
+    b.d = f32_to_f16(0.25f);
+    b.m = f32_to_f16(-3.0f);
+    std::memcpy(b.qh, a.qh, 4);
+    std::memcpy(b.qs, a.qs, 16);
+    dequantize_row(TensorType::Q5_1, &b, y, QK);
+    for (int e = 0; e < QK; e++) assert_true(y[e] == 0.25f * (float)want_q(e) - 3.0f);
+    // Round trip of exact levels: quantize gives back those bits.
+    float x[QK];
+    for (int e = 0; e < QK; e++) x[e] = 0.5f * (float)(e - 16);  // -8 .. 7.5: the extreme -8 maps to -16
+    BlockQ5_0 c;
+    quantize_row(TensorType::Q5_0, x, &c, QK);
+    dequantize_row(TensorType::Q5_0, &c, y, QK);
+    for (int e = 0; e < QK; e++) assert_true(y[e] == x[e]);
+    for (int e = 0; e < QK; e++) x[e] = 0.25f * (float)e - 3.0f;
+    BlockQ5_1 d;
+    quantize_row(TensorType::Q5_1, x, &d, QK);
+    dequantize_row(TensorType::Q5_1, &d, y, QK);
+    for (int e = 0; e < QK; e++) assert_true(y[e] == x[e]);
 }
 
 void test_dequantize_q4_K_block(void** state) {
@@ -302,6 +342,37 @@ void test_q4_round_trip_bound(void** state) {
     assert_true(rel_rmse(x, y0) < 0.13);
 }
 
+// Q5_0 / Q5_1: as Q4_0 / Q4_1 with 32 levels, so half the step and about half the error.
+void test_q5_round_trip_bound(void** state) {
+    (void)state;
+    const std::vector<float> x = random_row(32 * 64, 13, 0.5f);
+    const std::vector<float> y1 = round_trip(TensorType::Q5_1, x);
+    for (size_t b = 0; b < x.size() / QK; b++) {
+        float mn = x[b * QK], mx = x[b * QK];
+        for (int j = 0; j < QK; j++) {
+            mn = std::fmin(mn, x[b * QK + j]);
+            mx = std::fmax(mx, x[b * QK + j]);
+        }
+        const float d = (mx - mn) / 31;
+        const float bound = d / 2 + 31 * std::fabs(d - f16_to_f32(f32_to_f16(d))) +
+                            std::fabs(mn - f16_to_f32(f32_to_f16(mn))) + 1e-6f;
+        for (int j = 0; j < QK; j++) assert_true(std::fabs(x[b * QK + j] - y1[b * QK + j]) <= bound);
+    }
+    const std::vector<float> y0 = round_trip(TensorType::Q5_0, x);
+    for (size_t b = 0; b < x.size() / QK; b++) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) amax = std::fmax(amax, std::fabs(x[b * QK + j]));
+        const float d = amax / 16;
+        const float bound = d + 16 * std::fabs(d - f16_to_f32(f32_to_f16(d))) + 1e-6f;
+        for (int j = 0; j < QK; j++) assert_true(std::fabs(x[b * QK + j] - y0[b * QK + j]) <= bound);
+    }
+    const double e1 = rel_rmse(x, y1), e0 = rel_rmse(x, y0);
+    const double e41 = rel_rmse(x, round_trip(TensorType::Q4_1, x)), e40 = rel_rmse(x, round_trip(TensorType::Q4_0, x));
+    printf("relative RMSE: Q5_0 %.4f (Q4_0 %.4f), Q5_1 %.4f (Q4_1 %.4f)\n", e0, e40, e1, e41);
+    assert_true(e1 < 0.6 * e41);
+    assert_true(e0 < 0.6 * e40);
+}
+
 // K-quants: relative RMSE bounds on gaussian data with outliers (measured about
 // 0.079 / 0.040 / 0.021 / 0.013 on this data; a layout or search bug lands far above).
 void test_k_round_trip_rmse(void** state) {
@@ -350,7 +421,7 @@ void test_q8_K_convention(void** state) {
 void test_vec_dot_ref_matches_dequantized(void** state) {
     (void)state;
     const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
-                                TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+                                TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
     const size_t n = 1536;
     const std::vector<float> w = random_row(n, 23), a = random_row(n, 29);
     for (TensorType t : types) {
@@ -367,7 +438,7 @@ void test_vec_dot_ref_matches_dequantized(void** state) {
             mag += std::fabs((double)dw[i] * da[i]);
         }
         const float got = vec_dot_ref(t, n, qw.data(), qa.data());
-        const double tol = (t == TensorType::Q4_1 ? 2e-3 : 1e-5) * mag;
+        const double tol = (t == TensorType::Q4_1 || t == TensorType::Q5_1 ? 2e-3 : 1e-5) * mag;
         if (std::fabs(got - want) > tol)
             fail_msg("type %u: vec_dot_ref %g, dequantized dot %g (tol %g)", (unsigned)t, got, want, tol);
     }
@@ -387,11 +458,11 @@ void test_errors(void** state) {
         assert_non_null(strstr(e.what(), "33"));
     }
     try {
-        dequantize_row(TensorType::Q5_0, buf, x, 32);
-        fail_msg("Q5_0 was accepted");
+        dequantize_row(TensorType::Q3_K, buf, x, 256);
+        fail_msg("Q3_K was accepted");
     } catch (const Error& e) {
         assert_int_equal(e.status(), MW_ERR_UNSUPPORTED);
-        assert_non_null(strstr(e.what(), "Q5_0"));
+        assert_non_null(strstr(e.what(), "Q3_K"));
     }
     try {
         (void)vec_dot_type(TensorType::Q2_K);
@@ -408,12 +479,14 @@ int main(void) {
         cmocka_unit_test(test_block_sizes_match_type_table),
         cmocka_unit_test(test_vec_dot_types),
         cmocka_unit_test(test_dequantize_q4_0_q4_1_q8_0_blocks),
+        cmocka_unit_test(test_dequantize_q5_0_q5_1_blocks),
         cmocka_unit_test(test_dequantize_q4_K_block),
         cmocka_unit_test(test_dequantize_q5_K_block),
         cmocka_unit_test(test_dequantize_q6_K_and_q8_K_blocks),
         cmocka_unit_test(test_f16_bf16_exact),
         cmocka_unit_test(test_q8_round_trip_bound),
         cmocka_unit_test(test_q4_round_trip_bound),
+        cmocka_unit_test(test_q5_round_trip_bound),
         cmocka_unit_test(test_k_round_trip_rmse),
         cmocka_unit_test(test_q8_K_convention),
         cmocka_unit_test(test_vec_dot_ref_matches_dequantized),

@@ -1,4 +1,4 @@
-// Prefill gemm for the 32-element block types (Q8_0, Q4_0, Q4_1) on AVX-512
+// Prefill gemm for the 32-element block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) on AVX-512
 // VNNI: two tokens per 512-bit register. Included after kernels_x86.h by the
 // AVX-512 kernel files only.
 //
@@ -55,6 +55,21 @@ struct Wide<Q4_0Kernel> {
 template <>
 struct Wide<Q4_1Kernel> {
     MW_INLINE static __m512i unpack(const uint8_t* p) { return unpack_nibbles_bcast512(p + 4); }
+};
+// unpack_q5's 32 quants in both 256-bit halves.
+MW_INLINE __m512i unpack_q5_512(const uint8_t* qs, const uint8_t* qh) {
+    const __m512i lo = unpack_nibbles_bcast512(qs);
+    __mmask32 k;
+    std::memcpy(&k, qh, 4);
+    return _mm512_mask_add_epi8(lo, _mm512_kunpackd((__mmask64)k, (__mmask64)k), lo, _mm512_set1_epi8(0x10));
+}
+template <>
+struct Wide<Q5_0Kernel> {
+    MW_INLINE static __m512i unpack(const uint8_t* p) { return unpack_q5_512(p + 6, p + 2); }
+};
+template <>
+struct Wide<Q5_1Kernel> {
+    MW_INLINE static __m512i unpack(const uint8_t* p) { return unpack_q5_512(p + 8, p + 4); }
 };
 template <>
 struct Wide<Q8_0Kernel> {

@@ -116,8 +116,10 @@ void fill_scalar(KernelTable& t) {
     act(TensorType::BF16, act_bf16);
     act(TensorType::Q8_0, quantize_act_q8_0_ref);
     act(TensorType::Q4_0, quantize_act_q8_0_ref);
+    act(TensorType::Q5_0, quantize_act_q8_0_ref);
     act(TensorType::Q8_1, quantize_act_q8_1_ref);
     act(TensorType::Q4_1, quantize_act_q8_1_ref);
+    act(TensorType::Q5_1, quantize_act_q8_1_ref);
     act(TensorType::Q8_K, act_q8_K);
     act(TensorType::Q4_K, act_q8_K);
     act(TensorType::Q5_K, act_q8_K);

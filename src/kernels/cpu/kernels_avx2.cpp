@@ -35,6 +35,8 @@ void fill_avx2(KernelTable& t) {
     set_quant<Q8_0Kernel, 4, 4, 2>(t, TensorType::Q8_0);
     set_quant<Q4_0Kernel, 4, 4, 2>(t, TensorType::Q4_0);
     set_quant<Q4_1Kernel, 4, 4, 2>(t, TensorType::Q4_1);
+    set_quant<Q5_0Kernel, 4, 4, 2>(t, TensorType::Q5_0);
+    set_quant<Q5_1Kernel, 4, 4, 2>(t, TensorType::Q5_1);
     set_quant<Q4_KKernel, 4, 1, 8>(t, TensorType::Q4_K);
     set_quant<Q5_KKernel, 4, 1, 8>(t, TensorType::Q5_K);
     set_quant<Q6_KKernel, 4, 1, 8>(t, TensorType::Q6_K);
@@ -44,8 +46,10 @@ void fill_avx2(KernelTable& t) {
     act(TensorType::BF16, act_bf16);
     act(TensorType::Q8_0, act_q8_0);
     act(TensorType::Q4_0, act_q8_0);
+    act(TensorType::Q5_0, act_q8_0);
     act(TensorType::Q8_1, act_q8_1);
     act(TensorType::Q4_1, act_q8_1);
+    act(TensorType::Q5_1, act_q8_1);
     act(TensorType::Q8_K, act_q8_K);
     act(TensorType::Q4_K, act_q8_K);
     act(TensorType::Q5_K, act_q8_K);

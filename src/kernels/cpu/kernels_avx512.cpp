@@ -203,9 +203,13 @@ void fill_avx512(KernelTable& t) {
     set_quant<Q8_0Kernel, 4, 4, 4>(t, TensorType::Q8_0);
     set_quant<Q4_0Kernel, 4, 4, 4>(t, TensorType::Q4_0);
     set_quant<Q4_1Kernel, 4, 4, 4>(t, TensorType::Q4_1);
+    set_quant<Q5_0Kernel, 4, 4, 4>(t, TensorType::Q5_0);
+    set_quant<Q5_1Kernel, 4, 4, 4>(t, TensorType::Q5_1);
     t.gemm[(uint32_t)TensorType::Q8_0] = gemm_pairs<Q8_0Kernel, 4, 4>;
     t.gemm[(uint32_t)TensorType::Q4_0] = gemm_pairs<Q4_0Kernel, 4, 4>;
     t.gemm[(uint32_t)TensorType::Q4_1] = gemm_pairs<Q4_1Kernel, 4, 4>;
+    t.gemm[(uint32_t)TensorType::Q5_0] = gemm_pairs<Q5_0Kernel, 4, 4>;
+    t.gemm[(uint32_t)TensorType::Q5_1] = gemm_pairs<Q5_1Kernel, 4, 4>;
     set_quant<Q4_KKernel, 4, 1, 8>(t, TensorType::Q4_K);
     set_quant<Q5_KKernel, 4, 1, 8>(t, TensorType::Q5_K);
     set_quant<Q6_KKernel, 4, 1, 8>(t, TensorType::Q6_K);

@@ -12,7 +12,7 @@ void fill_scalar(KernelTable& t);
 void fill_scalar_quant(KernelTable& t);
 void fill_avx2(KernelTable& t);    // kernels_avx2.cpp (AVX2 + FMA + F16C)
 void fill_avx512(KernelTable& t);  // kernels_avx512.cpp (AVX-512 F/BW/VL/DQ + VNNI, BF16 when present)
-void fill_avx512_gfni(KernelTable& t);  // kernels_gfni_avx512.cpp: Q4_0/Q4_1 over fill_avx512 when GFNI is present
+void fill_avx512_gfni(KernelTable& t);  // kernels_gfni_avx512.cpp: Q4_0/Q4_1/Q5_0/Q5_1 over fill_avx512 when GFNI is present
 
 // Activation converters matching llama.cpp's x86 quantize_row_q8_0/q8_1: d = amax / 127,
 // q = round-half-even(x * (127 / amax)), Q8_1 s = d * sum(q). Scalar reference.

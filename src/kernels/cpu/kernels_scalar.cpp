@@ -1,4 +1,4 @@
-// Scalar Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K rows that give the same bits as
+// Scalar Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K rows that give the same bits as
 // the SIMD kernels, which follow llama.cpp's x86 (AVX2) dot products:
 //  - per block (per super-block for the K-quants) the integer products go into
 //    8 int32 lanes, lane i holding elements 4i..4i+3 of every 32-element chunk
@@ -6,7 +6,7 @@
 //  - the lanes are converted to float and fused-multiply-added, lane by lane,
 //    into 8 float accumulators with the block's scale d_w * d_a (rounded to
 //    float first), block after block;
-//  - the mins (Q4_1 m * s, Q4_K/Q5_K dmin * sum m_j * bsum_j) accumulate on
+//  - the mins (Q4_1/Q5_1 m * s, Q4_K/Q5_K dmin * sum m_j * bsum_j) accumulate on
 //    their own as the x86 code does, and join after the horizontal sum;
 //  - the horizontal sum of the 8 lanes is ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)).
 // Integer sums are exact in any order, so only the float steps are pinned here.
@@ -26,6 +26,8 @@ namespace {
 using quant::BlockQ4_0;
 using quant::BlockQ4_1;
 using quant::BlockQ4_K;
+using quant::BlockQ5_0;
+using quant::BlockQ5_1;
 using quant::BlockQ5_K;
 using quant::BlockQ6_K;
 using quant::BlockQ8_0;
@@ -89,6 +91,32 @@ float dot_q4_1(size_t n, const void* vw, const void* va) {
         summs = std::fma(f16(w[b].m), f16(a[b].s), summs);
         int32_t l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (int e = 0; e < QK; e++) l[lane(e)] += nibble(w[b].qs, e) * a[b].qs[e];
+        acc.add(f16(w[b].d) * f16(a[b].d), l);
+    }
+    return acc.sum() + summs;
+}
+
+float dot_q5_0(size_t n, const void* vw, const void* va) {
+    const BlockQ5_0* w = (const BlockQ5_0*)vw;
+    const BlockQ8_0* a = (const BlockQ8_0*)va;
+    Lanes acc;
+    for (size_t b = 0; b < n / QK; b++) {
+        int32_t l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int e = 0; e < QK; e++) l[lane(e)] += (quant::q5_quant(w[b].qs, w[b].qh, e) - 16) * a[b].qs[e];
+        acc.add(f16(w[b].d) * f16(a[b].d), l);
+    }
+    return acc.sum();
+}
+
+float dot_q5_1(size_t n, const void* vw, const void* va) {
+    const BlockQ5_1* w = (const BlockQ5_1*)vw;
+    const BlockQ8_1* a = (const BlockQ8_1*)va;
+    Lanes acc;
+    float summs = 0.0f;
+    for (size_t b = 0; b < n / QK; b++) {
+        summs = std::fma(f16(w[b].m), f16(a[b].s), summs);
+        int32_t l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int e = 0; e < QK; e++) l[lane(e)] += quant::q5_quant(w[b].qs, w[b].qh, e) * a[b].qs[e];
         acc.add(f16(w[b].d) * f16(a[b].d), l);
     }
     return acc.sum() + summs;
@@ -209,6 +237,8 @@ void fill_scalar_quant(KernelTable& t) {
     Rows<dot_q8_0>::set(t, TensorType::Q8_0);
     Rows<dot_q4_0>::set(t, TensorType::Q4_0);
     Rows<dot_q4_1>::set(t, TensorType::Q4_1);
+    Rows<dot_q5_0>::set(t, TensorType::Q5_0);
+    Rows<dot_q5_1>::set(t, TensorType::Q5_1);
     Rows<dot_q4_k>::set(t, TensorType::Q4_K);
     Rows<dot_q5_k>::set(t, TensorType::Q5_K);
     Rows<dot_q6_k>::set(t, TensorType::Q6_K);

@@ -26,6 +26,8 @@ namespace {
 using quant::BlockQ4_0;
 using quant::BlockQ4_1;
 using quant::BlockQ4_K;
+using quant::BlockQ5_0;
+using quant::BlockQ5_1;
 using quant::BlockQ5_K;
 using quant::BlockQ6_K;
 using quant::BlockQ8_0;
@@ -82,7 +84,7 @@ MW_INLINE __m256i dot_u8s8(__m256i u, __m256i s) {
 //    sub-block scale for the K-quants);
 //  - acc = fma(scale, float(lanes), acc) into one 8-lane float accumulator,
 //    block after block, the scale rounded to float first (d_w * d_a);
-//  - Q4_1's m_w * s_a and the K-quants' mins accumulate on their own as llama.cpp
+//  - Q4_1's / Q5_1's m_w * s_a and the K-quants' mins accumulate on their own as llama.cpp
 //    does, and join after the horizontal sum hsum_ps.
 // Integer sums are exact in any order and tiling only changes which (row, token)
 // pairs share loads, so vec_dot, gemv and gemm give the same bits for a (row,
@@ -114,7 +116,7 @@ MW_INLINE __m256i dot_u8s8_add(__m256i c, __m256i u, __m256i s) {
 #endif
 }
 
-// ---- Q8_0, Q4_0, Q4_1 (32-element blocks) ----
+// ---- Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (32-element blocks) ----
 
 // An activation row prepared once per call (per token tile for gemm), so the
 // row loop does no conversions: per block its F16 header as two floats
@@ -225,6 +227,46 @@ struct Q4_0Kernel {
     MW_INLINE static __m256i lanes(const W& u, const Act32& a) { return dot_u8s8_add(a.c, u, a.q); }
 };
 
+// The 32 five-bit quants of a Q5_0/Q5_1 block: the nibbles as Q4_0's, plus 16
+// where bit e of qh (element e's fifth bit) is set: one masked add with
+// AVX-512 BW/VL, else each byte picks its qh byte and tests its bit.
+MW_INLINE __m256i unpack_q5(const uint8_t* qs, const uint8_t* qh) {
+    const __m256i lo = unpack_nibbles_bcast(qs);
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    __mmask32 k;
+    std::memcpy(&k, qh, 4);
+    return _mm256_mask_add_epi8(lo, k, lo, _mm256_set1_epi8(0x10));
+#else
+    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)load_u32(qh)),
+                                              _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll,
+                                                                 0x0303030303030303ll));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit),
+                                                _mm256_set1_epi8(0x10)));
+#endif
+}
+
+// x = d * q + m, q in 0..31: as Q4_1 with the fifth bit added.
+struct Q5_1Kernel {
+    static constexpr size_t kBlock = QK, kW = sizeof(BlockQ5_1), kA = sizeof(BlockQ8_1), kAQ = 4;
+    static constexpr bool kMin = true, kCorr = false;
+    static constexpr int kOffset = 0;
+    using W = __m256i;
+    MW_INLINE static W unpack(const uint8_t* p) { return unpack_q5(p + 8, p + 4); }
+    MW_INLINE static __m256i lanes(const W& u, const Act32& a) { return dot_u8s8(u, a.q); }
+};
+
+// x = d * (q - 16): as Q4_0, the weights unsigned (0..31, so maddubs cannot
+// saturate) and 16 * (the lane's activation sum) taken off by the correction.
+struct Q5_0Kernel {
+    static constexpr size_t kBlock = QK, kW = sizeof(BlockQ5_0), kA = sizeof(BlockQ8_0), kAQ = 2;
+    static constexpr bool kMin = false, kCorr = true;
+    static constexpr int kOffset = 16;
+    using W = __m256i;
+    MW_INLINE static W unpack(const uint8_t* p) { return unpack_q5(p + 6, p + 2); }
+    MW_INLINE static __m256i lanes(const W& u, const Act32& a) { return dot_u8s8_add(a.c, u, a.q); }
+};
+
 struct Q8_0Kernel {
     static constexpr size_t kBlock = QK, kW = sizeof(BlockQ8_0), kA = sizeof(BlockQ8_0), kAQ = 2;
     static constexpr bool kMin = false;
@@ -251,7 +293,7 @@ struct Q8_0Kernel {
 };
 
 // The first 4 bytes of `count` (1..4) blocks ws bytes apart as 8 floats
-// (d_0, x_0, d_1, x_1, ...): x is Q4_1's m, else junk. Missing rows repeat row 0.
+// (d_0, x_0, d_1, x_1, ...): x is Q4_1's / Q5_1's m, else junk. Missing rows repeat row 0.
 // Built from broadcast loads and blends: the compiler would otherwise turn them
 // into vpinsrd, which competes with the row loop for the shuffle port.
 MW_INLINE __m128i bcast_u32(const uint8_t* p) {

@@ -20,7 +20,7 @@ namespace mw::cudak {
 
 // Values of gguf::TensorType (kept numeric here so the header needs nothing else).
 enum : uint32_t {
-    kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kBF16 = 30
+    kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kBF16 = 30
 };
 
 MW_HD float bits_to_f32(uint32_t b) {
@@ -97,6 +97,8 @@ MW_HD uint64_t row_bytes(uint32_t type, int64_t n) {
     case kQ8_0: return (uint64_t)(n / 32) * 34;
     case kQ4_0: return (uint64_t)(n / 32) * 18;
     case kQ4_1: return (uint64_t)(n / 32) * 20;
+    case kQ5_0: return (uint64_t)(n / 32) * 22;
+    case kQ5_1: return (uint64_t)(n / 32) * 24;
     case kQ4_K: return (uint64_t)(n / 256) * 144;
     case kQ5_K: return (uint64_t)(n / 256) * 176;
     case kQ6_K: return (uint64_t)(n / 256) * 210;
@@ -149,6 +151,22 @@ MW_HD void decode8(uint32_t type, const uint8_t* row, int64_t c, int j, float* o
             const int e = e0 + k;
             const int q = e < 16 ? (b[4 + e] & 15) : (b[4 + e - 16] >> 4);
             out[k] = (float)q * d + m;
+        }
+        return;
+    }
+    case kQ5_0:
+    case kQ5_1: {
+        // d, (Q5_1: m), qh[4], qs[16]: the low 4 bits as Q4_0, the fifth of element e is bit e of qh
+        const bool one = type == kQ5_1;
+        const uint8_t* b = row + c * (one ? 24 : 22);
+        const float d = half_to_float(load_u16(b));
+        const float m = one ? half_to_float(load_u16(b + 2)) : 0.0f;
+        const uint8_t* qh = b + (one ? 4 : 2);
+        const uint8_t* qs = qh + 4;
+        for (int k = 0; k < 8; k++) {
+            const int e = e0 + k;
+            const int q = (e < 16 ? (qs[e] & 15) : (qs[e - 16] >> 4)) | (((qh[e >> 3] >> (e & 7)) & 1) << 4);
+            out[k] = one ? (float)q * d + m : (float)(q - 16) * d;
         }
         return;
     }

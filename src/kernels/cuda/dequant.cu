@@ -130,6 +130,8 @@ void dispatch_type(uint32_t type, F&& f) {
     case kQ8_0: f(std::integral_constant<uint32_t, kQ8_0>()); break;
     case kQ4_0: f(std::integral_constant<uint32_t, kQ4_0>()); break;
     case kQ4_1: f(std::integral_constant<uint32_t, kQ4_1>()); break;
+    case kQ5_0: f(std::integral_constant<uint32_t, kQ5_0>()); break;
+    case kQ5_1: f(std::integral_constant<uint32_t, kQ5_1>()); break;
     case kQ4_K: f(std::integral_constant<uint32_t, kQ4_K>()); break;
     case kQ5_K: f(std::integral_constant<uint32_t, kQ5_K>()); break;
     case kQ6_K: f(std::integral_constant<uint32_t, kQ6_K>()); break;
@@ -154,7 +156,7 @@ void launch_dequant(const WeightView& w, const int32_t* ids, int64_t r0, int64_t
 
 bool type_supported(uint32_t type) {
     switch (type) {
-    case kF32: case kF16: case kBF16: case kQ8_0: case kQ4_0: case kQ4_1: case kQ4_K: case kQ5_K: case kQ6_K:
+    case kF32: case kF16: case kBF16: case kQ8_0: case kQ4_0: case kQ4_1: case kQ5_0: case kQ5_1: case kQ4_K: case kQ5_K: case kQ6_K:
         return true;
     default:
         return false;

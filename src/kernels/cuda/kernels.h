@@ -19,7 +19,7 @@ struct WeightView {
     int64_t n_in = 0, n_out = 0;
 };
 
-// Types the kernels decode: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K.
+// Types the kernels decode: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 bool type_supported(uint32_t type);
 
 // y[t * y_stride + r] (+)= sum_i W[r][i] * x[t * x_stride + i] for t < n_tok

@@ -25,12 +25,13 @@ using gguf::TensorType;
 
 namespace {
 
-const TensorType kProducible[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K,
-                                  TensorType::Q6_K, TensorType::Q8_0, TensorType::F16,  TensorType::BF16,
-                                  TensorType::F32};
+const TensorType kProducible[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
+                                  TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::Q8_0,
+                                  TensorType::F16,  TensorType::BF16, TensorType::F32};
 // Candidate types of mixed precision, cheapest first.
-const TensorType kMixedCandidates[] = {TensorType::Q4_0, TensorType::Q4_K, TensorType::Q4_1, TensorType::Q5_K,
-                                       TensorType::Q6_K, TensorType::Q8_0, TensorType::F16};
+const TensorType kMixedCandidates[] = {TensorType::Q4_0, TensorType::Q4_K, TensorType::Q4_1, TensorType::Q5_0,
+                                       TensorType::Q5_K, TensorType::Q5_1, TensorType::Q6_K, TensorType::Q8_0,
+                                       TensorType::F16};
 
 const gguf::TensorTypeInfo& info(TensorType t) { return *gguf::tensor_type_info((uint32_t)t); }
 bool fits(TensorType t, uint64_t n_in) { return n_in % info(t).block_elems == 0; }
@@ -98,7 +99,7 @@ TensorType fallback_type(TensorType want, uint64_t n_in) {
     std::vector<TensorType> chain;
     switch (want) {
     case TensorType::Q4_K: chain = {TensorType::Q4_1, TensorType::F16}; break;
-    case TensorType::Q5_K:
+    case TensorType::Q5_K: chain = {TensorType::Q5_1, TensorType::F16}; break;
     case TensorType::Q6_K: chain = {TensorType::Q8_0, TensorType::F16}; break;
     default: chain = {TensorType::F16}; break;
     }
@@ -113,6 +114,8 @@ uint32_t file_type_of(TensorType t) {
     case TensorType::F16: return 1;
     case TensorType::Q4_0: return 2;
     case TensorType::Q4_1: return 3;
+    case TensorType::Q5_0: return 8;
+    case TensorType::Q5_1: return 9;
     case TensorType::Q8_0: return 7;
     case TensorType::Q4_K: return 14;  // Q4_K_S: all Q4_K
     case TensorType::Q5_K: return 16;  // Q5_K_S

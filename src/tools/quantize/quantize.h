@@ -64,8 +64,9 @@ gguf::TensorType parse_quant_type(const std::string& name);
 
 // The type a row of n_in elements gets when `want` is asked for: want itself
 // when n_in is a multiple of its block, else the first that fits of
-// Q4_K -> Q4_1 -> F16, Q5_K -> Q8_0 -> F16, Q6_K -> Q8_0 -> F16,
-// Q4_0 / Q4_1 / Q8_0 -> F16 (never a type of lower precision than asked).
+// Q4_K -> Q4_1 -> F16, Q5_K -> Q5_1 -> F16, Q6_K -> Q8_0 -> F16,
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 -> F16 (never a type of lower precision
+// than asked).
 gguf::TensorType fallback_type(gguf::TensorType want, uint64_t n_in);
 
 // llama.cpp's general.file_type number for a file mostly of type t.
