@@ -314,8 +314,19 @@ void test_mixed_precision(void**) {
     o.calib_path = data_file("english.txt");
     o.sens_tokens = 64;
     o.target_size = 400000;
+    std::vector<std::string> lines;
+    o.log = [&](const std::string& s) { lines.push_back(s); };
     const compress::QuantizeReport r = compress::quantize_model(path, out, o);
+    o.log = nullptr;
     assert_true(r.mixed);
+    // Plans are measured on the 2 x 64 tokens that follow the first window
+    // (the sensitivity tokens are the start of that window), not on the
+    // sensitivity tokens again.
+    bool val_tokens = false;
+    for (const auto& s : lines)
+        if (s.find("measured KL of") != std::string::npos && s.find(" on 128 calibration tokens after") != std::string::npos)
+            val_tokens = true;
+    assert_true(val_tokens);
     assert_true(r.out_bytes <= o.target_size);
     // The chosen plan was measured as a whole (tensors' losses interact, so
     // the measurement is not the predicted sum, but both are small and > 0).

@@ -261,9 +261,21 @@ QuantizeReport quantize_model(const std::string& in_path, const std::string& out
         // sensitivity tokens (twice as many): the candidates were built from
         // losses on the sensitivity windows, so measuring them there again
         // favours plans that fit those windows' noise.
-        std::vector<std::vector<int32_t>> val_windows =
-            calibration_windows(*model, calib_text, opts.n_ctx, 3 * opts.sens_tokens);
-        val_windows.erase(val_windows.begin(), val_windows.begin() + (std::ptrdiff_t)std::min(sens_windows.size(), val_windows.size()));
+        // The windows after the last (possibly cut short) sensitivity window,
+        // up to twice the sensitivity tokens.
+        std::vector<std::vector<int32_t>> val_windows;
+        {
+            const auto all = calibration_windows(*model, calib_text, opts.n_ctx, 0);
+            const int64_t want = 2 * (int64_t)opts.sens_tokens;
+            int64_t got = 0;
+            for (size_t i = sens_windows.size(); i < all.size() && got < want; i++) {
+                std::vector<int32_t> w = all[i];
+                if (got + (int64_t)w.size() > want) w.resize((size_t)(want - got));
+                if (w.size() < 2) break;
+                got += (int64_t)w.size();
+                val_windows.push_back(std::move(w));
+            }
+        }
         if (val_windows.empty()) {
             log("mixed precision: the calibration text has no tokens after the sensitivity tokens: the plans are measured on those");
             val_windows = sens_windows;
